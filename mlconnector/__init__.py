@@ -1,0 +1,3 @@
+"""ml-connector: Expensify expense reports into QuickBooks Desktop."""
+
+__version__ = "0.1.0"

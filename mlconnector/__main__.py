@@ -1,0 +1,3 @@
+from mlconnector.cli import main
+
+main()

@@ -1,0 +1,435 @@
+"""Load ``config.toml`` into frozen typed objects, reporting every problem with its key path.
+
+``load_config(path, environ)`` parses once; nothing else reads the file. ``MLCONNECTOR_EXPENSIFY_SECRET``
+overrides the secret in the file. Secrets are wrapped in :class:`Secret` so that a ``repr`` or an
+f-string never shows them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlconnector.errors import ConfigError, ConfigProblem
+from mlconnector.models import NonReimbursablePolicy, PostingMode, TxnDateRule
+from mlconnector.paths import ENV_EXPENSIFY_SECRET
+
+DEFAULT_EXPENSIFY_URL = "https://integrations.expensify.com/Integration-Server/ExpensifyIntegrations"
+REPORT_STATES = ("OPEN", "SUBMITTED", "APPROVED", "REIMBURSED", "ARCHIVED")
+QBXML_VERSIONS = ("13.0", "16.0")
+
+
+class Secret:
+    """A secret string that never shows itself in ``str``, ``repr`` or logs; ``reveal()`` to use it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself, for the one place that must send it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class ExpensifyConfig:
+    """The ``[expensify]`` section: how to reach the Integration Server and what to export."""
+
+    partner_user_id: str = ""
+    partner_user_secret: Secret | None = None
+    url: str = DEFAULT_EXPENSIFY_URL
+    report_states: tuple[str, ...] = ("APPROVED", "REIMBURSED", "ARCHIVED")
+    start_date: dt.date | None = None
+    policy_ids: tuple[str, ...] = ()
+    export_label: str = "ml-connector"
+    mark_exported: bool = True
+
+
+@dataclass(frozen=True)
+class QuickBooksConfig:
+    """The ``[quickbooks]`` section: how reports become QuickBooks transactions."""
+
+    mode: PostingMode = PostingMode.BILL
+    txn_date: TxnDateRule = TxnDateRule.LAST_EXPENSE
+    ap_account: str = "Accounts Payable"
+    journal_credit_account: str = "Accounts Payable"
+    qbxml_version: str = "13.0"
+    max_lines_per_txn: int = 250
+    max_lines_per_message: int = 500
+    class_tag_level: int = 1
+    customer_tag_level: int = 2
+    non_reimbursable: NonReimbursablePolicy = NonReimbursablePolicy.EXCLUDE
+    card_account: str = ""
+    company_file: str = ""
+
+
+@dataclass(frozen=True)
+class QbwcConfig:
+    """The ``[qbwc]`` section: how the Web Connector reaches and logs in to ``mlconnector serve``."""
+
+    username: str = "mlconnector"
+    password_hash: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""
+    run_every_minutes: int = 15
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration, validated."""
+
+    expensify: ExpensifyConfig = field(default_factory=ExpensifyConfig)
+    quickbooks: QuickBooksConfig = field(default_factory=QuickBooksConfig)
+    qbwc: QbwcConfig = field(default_factory=QbwcConfig)
+    source: Path | None = None
+
+    def require_expensify_credentials(self) -> tuple[str, Secret]:
+        """The partner credentials, or a ConfigError naming each missing key and the fix.
+
+        Raises:
+            ConfigError: a credential is missing.
+        """
+        problems = []
+        if not self.expensify.partner_user_id:
+            problems.append(ConfigProblem("expensify.partner_user_id", "missing", "run mlconnector init"))
+        if self.expensify.partner_user_secret is None:
+            problems.append(
+                ConfigProblem(
+                    "expensify.partner_user_secret",
+                    "missing",
+                    f"set {ENV_EXPENSIFY_SECRET} or run mlconnector init",
+                )
+            )
+        if problems:
+            raise ConfigError(problems, source=str(self.source) if self.source else None)
+        assert self.expensify.partner_user_secret is not None
+        return self.expensify.partner_user_id, self.expensify.partner_user_secret
+
+    def require_qbwc_login(self) -> tuple[str, str]:
+        """The Web Connector user name and password hash, or a ConfigError.
+
+        Raises:
+            ConfigError: the user or the password hash is missing.
+        """
+        problems = []
+        if not self.qbwc.username:
+            problems.append(ConfigProblem("qbwc.username", "missing", "run mlconnector init"))
+        if not self.qbwc.password_hash:
+            problems.append(
+                ConfigProblem("qbwc.password_hash", "missing", "run mlconnector init --force to set a password")
+            )
+        if problems:
+            raise ConfigError(problems)
+        return self.qbwc.username, self.qbwc.password_hash
+
+
+# --- value parsers: each returns the typed value or raises ValueError with the problem text ---
+
+Parser = Callable[[Any], Any]
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be text, not {type(value).__name__}")
+    return value
+
+
+def _nonempty(value: Any) -> str:
+    text = _str(value).strip()
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _int_range(low: int, high: int) -> Parser:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low} to {high}, not {value}")
+        return value
+
+    return parse
+
+
+def _choice(*choices: str) -> Parser:
+    def parse(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, not {value!r}")
+        return str(value)
+
+    return parse
+
+
+def _date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if value == "":
+        return None
+    try:
+        return dt.date.fromisoformat(_str(value))
+    except ValueError:
+        raise ValueError(f"must be a date YYYY-MM-DD, not {value!r}") from None
+
+
+def _url(value: Any) -> str:
+    text = _nonempty(value)
+    if not text.startswith(("https://", "http://")):
+        raise ValueError(f"must start with https:// (got {text!r})")
+    return text
+
+
+def _optional_url(value: Any) -> str:
+    return "" if value == "" else _url(value)
+
+
+def _str_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("must be a list of text values")
+    return tuple(v.strip() for v in value)
+
+
+def _report_states(value: Any) -> tuple[str, ...]:
+    states = tuple(s.upper() for s in _str_list(value))
+    bad = [s for s in states if s not in REPORT_STATES]
+    if bad or not states:
+        raise ValueError(f"must list states from {', '.join(REPORT_STATES)} (bad: {', '.join(bad) or 'empty'})")
+    return states
+
+
+def _secret(value: Any) -> Secret | None:
+    text = _str(value)
+    return Secret(text) if text else None
+
+
+_SECTIONS: dict[str, tuple[type[Any], dict[str, tuple[Parser, str]]]] = {
+    "expensify": (
+        ExpensifyConfig,
+        {
+            "partner_user_id": (_str, "your Expensify partnerUserID, like aa_name_domain_com"),
+            "partner_user_secret": (_secret, f"or set {ENV_EXPENSIFY_SECRET}"),
+            "url": (_url, "the Integration Server URL"),
+            "report_states": (_report_states, 'for example ["APPROVED", "REIMBURSED", "ARCHIVED"]'),
+            "start_date": (_date, "for example 2026-01-01"),
+            "policy_ids": (_str_list, 'for example ["0810E551A5F2A9C2"]'),
+            "export_label": (_nonempty, "the label stamped on reports once posted"),
+            "mark_exported": (_bool, "true or false"),
+        },
+    ),
+    "quickbooks": (
+        QuickBooksConfig,
+        {
+            "mode": (lambda v: PostingMode(_choice("bill", "journal")(v)), 'use "bill" or "journal"'),
+            "txn_date": (
+                lambda v: TxnDateRule(_choice(*(r.value for r in TxnDateRule))(v)),
+                "use last_expense, submitted, approved or posting_day",
+            ),
+            "ap_account": (_nonempty, "the A/P account's full name in QuickBooks"),
+            "journal_credit_account": (_nonempty, "the account journal entries credit"),
+            "qbxml_version": (_choice(*QBXML_VERSIONS), 'use "13.0" or "16.0"'),
+            "max_lines_per_txn": (_int_range(1, 10_000), "for example 250"),
+            "max_lines_per_message": (_int_range(1, 100_000), "for example 500"),
+            "class_tag_level": (_int_range(0, 9), "0 turns classes off"),
+            "customer_tag_level": (_int_range(0, 9), "0 turns customers off"),
+            "non_reimbursable": (
+                lambda v: NonReimbursablePolicy(_choice("exclude", "journal")(v)),
+                'use "exclude" or "journal"',
+            ),
+            "card_account": (_str, "the credit card account's full name"),
+            "company_file": (_str, 'leave "" to use the company file open in QuickBooks'),
+        },
+    ),
+    "qbwc": (
+        QbwcConfig,
+        {
+            "username": (_nonempty, "the user name the Web Connector sends"),
+            "password_hash": (_str, "set it with mlconnector init --force"),
+            "host": (_nonempty, "for example 127.0.0.1"),
+            "port": (_int_range(1, 65535), "for example 8080"),
+            "public_url": (_optional_url, "for example https://qb.example.com/qbwc"),
+            "run_every_minutes": (_int_range(1, 1440), "for example 15"),
+        },
+    ),
+}
+
+
+def parse_config(
+    data: Mapping[str, Any], environ: Mapping[str, str] | None = None, source: Path | None = None
+) -> Config:
+    """Validate a config mapping (as read from TOML) into a Config, collecting every problem.
+
+    Raises:
+        ConfigError: one or more keys are unknown, of the wrong type or out of range.
+    """
+    env = os.environ if environ is None else environ
+    problems: list[ConfigProblem] = []
+    sections: dict[str, Any] = {}
+    for name in data:
+        if name not in _SECTIONS:
+            problems.append(ConfigProblem(name, "unknown section", f"use {', '.join(_SECTIONS)}"))
+    for name, (cls, spec) in _SECTIONS.items():
+        raw = data.get(name, {})
+        if not isinstance(raw, Mapping):
+            problems.append(ConfigProblem(name, "must be a [section]", f"write [{name}] on its own line"))
+            raw = {}
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in spec:
+                problems.append(ConfigProblem(f"{name}.{key}", "unknown key", f"known keys: {', '.join(spec)}"))
+                continue
+            parser, fix = spec[key]
+            try:
+                values[key] = parser(value)
+            except ValueError as exc:
+                problems.append(ConfigProblem(f"{name}.{key}", str(exc), fix))
+        sections[name] = values
+    env_secret = env.get(ENV_EXPENSIFY_SECRET)
+    if env_secret:
+        sections["expensify"]["partner_user_secret"] = Secret(env_secret)
+    problems.extend(_cross_checks(sections))
+    if problems:
+        raise ConfigError(problems, source=str(source) if source else None)
+    return Config(
+        expensify=ExpensifyConfig(**sections["expensify"]),
+        quickbooks=QuickBooksConfig(**sections["quickbooks"]),
+        qbwc=QbwcConfig(**sections["qbwc"]),
+        source=source,
+    )
+
+
+def _cross_checks(sections: Mapping[str, Mapping[str, Any]]) -> list[ConfigProblem]:
+    qb = sections["quickbooks"]
+    per_txn = qb.get("max_lines_per_txn", QuickBooksConfig.max_lines_per_txn)
+    per_msg = qb.get("max_lines_per_message", QuickBooksConfig.max_lines_per_message)
+    problems = []
+    if isinstance(per_txn, int) and isinstance(per_msg, int) and per_msg < per_txn:
+        problems.append(
+            ConfigProblem(
+                "quickbooks.max_lines_per_message",
+                f"is smaller than max_lines_per_txn ({per_msg} < {per_txn})",
+                "raise it to at least max_lines_per_txn",
+            )
+        )
+    policy = qb.get("non_reimbursable")
+    if policy is NonReimbursablePolicy.JOURNAL and not qb.get("card_account"):
+        problems.append(
+            ConfigProblem(
+                "quickbooks.card_account",
+                'missing while non_reimbursable = "journal"',
+                "set the credit card account's full name",
+            )
+        )
+    return problems
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate ``config.toml``.
+
+    Raises:
+        ConfigError: the file is missing, is not valid TOML, or has invalid keys.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            [ConfigProblem(str(path), "not found", "run mlconnector init, or pass --home/--config")]
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigProblem(str(path), f"cannot be read: {exc}", "check the file")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            [ConfigProblem(str(path), f"is not valid TOML: {exc}", "fix that line or run mlconnector init --force")]
+        ) from None
+    return parse_config(data, environ, source=path)
+
+
+def config_to_toml(config: Config, *, include_secret: bool = True) -> dict[str, Any]:
+    """The TOML document for a Config (what ``init`` writes)."""
+    e, q, w = config.expensify, config.quickbooks, config.qbwc
+    expensify: dict[str, Any] = {
+        "partner_user_id": e.partner_user_id,
+        "url": e.url,
+        "report_states": list(e.report_states),
+        "policy_ids": list(e.policy_ids),
+        "export_label": e.export_label,
+        "mark_exported": e.mark_exported,
+    }
+    if e.start_date:
+        expensify["start_date"] = e.start_date.isoformat()
+    if include_secret and e.partner_user_secret is not None:
+        expensify["partner_user_secret"] = e.partner_user_secret.reveal()
+    quickbooks = {
+        "mode": q.mode.value,
+        "txn_date": q.txn_date.value,
+        "ap_account": q.ap_account,
+        "journal_credit_account": q.journal_credit_account,
+        "qbxml_version": q.qbxml_version,
+        "max_lines_per_txn": q.max_lines_per_txn,
+        "max_lines_per_message": q.max_lines_per_message,
+        "class_tag_level": q.class_tag_level,
+        "customer_tag_level": q.customer_tag_level,
+        "non_reimbursable": q.non_reimbursable.value,
+        "card_account": q.card_account,
+        "company_file": q.company_file,
+    }
+    qbwc = {
+        "username": w.username,
+        "password_hash": w.password_hash,
+        "host": w.host,
+        "port": w.port,
+        "public_url": w.public_url,
+        "run_every_minutes": w.run_every_minutes,
+    }
+    return {"expensify": expensify, "quickbooks": quickbooks, "qbwc": qbwc}
+
+
+def write_config(path: Path, config: Config) -> None:
+    """Write ``config.toml`` atomically, readable by its owner only (it may hold a secret).
+
+    A crash mid-write leaves the old file (or none), never half a file.
+    """
+    import tomli_w
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = tomli_w.dumps(config_to_toml(config))
+    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,220 @@
+"""Values that travel between the layers: reports from Expensify, postings for QuickBooks, states.
+
+Money is ``Decimal`` (from integer cents), never ``float``. Every class here is frozen; nothing here
+does I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+CENT = Decimal("0.01")
+
+
+def cents_to_decimal(cents: int) -> Decimal:
+    """Turn integer cents (Expensify's unit) into an exact two-place Decimal."""
+    return (Decimal(cents) / 100).quantize(CENT)
+
+
+def decimal_to_cents(amount: Decimal) -> int:
+    """Turn a two-place Decimal back into integer cents (how the state file stores money)."""
+    return int((amount * 100).to_integral_exact())
+
+
+class PostingState(StrEnum):
+    """Where a posting stands (ARCHITECTURE.md, "The posting state machine")."""
+
+    PLANNED = "planned"  # built by plan.py, not yet checked against mappings
+    QUEUED = "queued"  # ready; the next Web Connector session will send it
+    BLOCKED = "blocked"  # cannot be sent until a person fixes something (reason recorded)
+    SENT = "sent"  # handed to the Web Connector; no answer yet
+    IN_DOUBT = "in_doubt"  # the answer was lost; QuickBooks must be asked before anything else
+    POSTED = "posted"  # QuickBooks answered status 0 with a TxnID
+    FAILED = "failed"  # QuickBooks refused it (code and message recorded)
+
+
+class PostingMode(StrEnum):
+    """How a report is posted to QuickBooks."""
+
+    BILL = "bill"
+    JOURNAL = "journal"
+
+
+class TxnDateRule(StrEnum):
+    """Which date a posting carries in QuickBooks."""
+
+    LAST_EXPENSE = "last_expense"
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    POSTING_DAY = "posting_day"
+
+
+class NonReimbursablePolicy(StrEnum):
+    """What happens to company-card (non-reimbursable) expenses."""
+
+    EXCLUDE = "exclude"  # left out of bills, with an audit note
+    JOURNAL = "journal"  # posted in a journal entry crediting the configured card account
+
+
+class Side(StrEnum):
+    """Side of a journal entry line."""
+
+    DEBIT = "debit"
+    CREDIT = "credit"
+
+
+class ListKind(StrEnum):
+    """QuickBooks lists that postings reference."""
+
+    ACCOUNT = "account"
+    VENDOR = "vendor"
+    CLASS = "class"
+    CUSTOMER = "customer"
+
+
+@dataclass(frozen=True)
+class Expense:
+    """One expense line of an Expensify report.
+
+    ``amount`` is in the report's currency: positive for a purchase, negative for a refund.
+    ``tags`` holds the tag levels already split on unescaped colons (``\\:`` became ``:``).
+    """
+
+    transaction_id: str
+    date: dt.date
+    merchant: str
+    amount: Decimal
+    category: str
+    currency: str = "USD"
+    tags: tuple[str, ...] = ()
+    comment: str = ""
+    reimbursable: bool = True
+    billable: bool = False
+
+
+@dataclass(frozen=True)
+class Report:
+    """An approved or closed Expensify report, validated and ready to plan.
+
+    ``report_id`` is opaque: numeric and base-62 IDs are both kept as text.
+    """
+
+    report_id: str
+    name: str
+    submitter_email: str
+    status: str
+    currency: str
+    total: Decimal
+    expenses: tuple[Expense, ...] = ()
+    policy_id: str = ""
+    policy_name: str = ""
+    submitter_name: str = ""
+    created: dt.date | None = None
+    submitted: dt.date | None = None
+    approved: dt.date | None = None
+
+    def fingerprint(self) -> str:
+        """A stable digest of everything that would change the posting; used to spot edits."""
+        return hashlib.sha256(
+            json.dumps(asdict(self), sort_keys=True, default=str).encode("utf-8")
+        ).hexdigest()
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a planned posting.
+
+    Bill lines: ``amount`` may be negative (a refund). Journal lines: ``amount`` is never negative;
+    the ``side`` says debit or credit. ``entity`` is the journal line's EntityRef (the vendor on the
+    A/P line, the customer on a billable line).
+    """
+
+    account: str
+    amount: Decimal
+    memo: str = ""
+    side: Side = Side.DEBIT
+    customer: str | None = None
+    klass: str | None = None
+    entity: str | None = None
+    billable: bool = False
+    expense_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PlannedPosting:
+    """One QuickBooks transaction to create: a whole report, or one part of a large report.
+
+    The idempotency key is ``(report_id, part)``. ``account`` is the A/P account of a bill, or the
+    account of the journal entry's balancing credit line.
+    """
+
+    report_id: str
+    part: int
+    part_count: int
+    mode: PostingMode
+    ref_number: str
+    txn_date: dt.date
+    vendor: str
+    account: str
+    lines: tuple[Line, ...]
+    memo: str = ""
+
+    @property
+    def total(self) -> Decimal:
+        """What the posting moves: the bill total, or the journal entry's total debits."""
+        if self.mode is PostingMode.BILL:
+            return sum((ln.amount for ln in self.lines), Decimal("0.00"))
+        return sum((ln.amount for ln in self.lines if ln.side is Side.DEBIT), Decimal("0.00"))
+
+    def references(self) -> dict[ListKind, frozenset[str]]:
+        """Every QuickBooks list name this posting refers to, by list, for the pre-send re-query."""
+        accounts = {self.account, *(ln.account for ln in self.lines)}
+        vendors = {self.vendor} if self.vendor else set()
+        vendors |= {ln.entity for ln in self.lines if ln.entity and ln.entity == self.vendor}
+        customers = {ln.customer for ln in self.lines if ln.customer}
+        classes = {ln.klass for ln in self.lines if ln.klass}
+        return {
+            ListKind.ACCOUNT: frozenset(accounts),
+            ListKind.VENDOR: frozenset(vendors),
+            ListKind.CLASS: frozenset(classes),
+            ListKind.CUSTOMER: frozenset(customers),
+        }
+
+
+@dataclass(frozen=True)
+class Block:
+    """Why a report (or one expense of it) cannot be posted, in words a bookkeeper can act on."""
+
+    report_id: str
+    reason: str
+    fix: str = ""
+    field: str | None = None
+    expense_id: str | None = None
+
+    def __str__(self) -> str:
+        where = f"report {self.report_id}"
+        if self.expense_id:
+            where += f", expense {self.expense_id}"
+        if self.field:
+            where += f", {self.field}"
+        text = f"{where}: {self.reason}"
+        return f"{text} — {self.fix}" if self.fix else text
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What plan.py decided for a set of reports: postings to queue and reports blocked."""
+
+    postings: tuple[PlannedPosting, ...] = ()
+    blocked: tuple[Block, ...] = ()
+    notes: tuple[Block, ...] = field(default=())  # informational (e.g. card expenses left out)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly view (Decimals as strings), for --json and audit details."""
+        return json.loads(json.dumps(asdict(self), default=str))  # type: ignore[no-any-return]
