@@ -1,0 +1,223 @@
+"""Ordered, named schema migrations for the SQLite state file.
+
+Each migration runs inside one transaction together with the row that records it, so a failing
+migration leaves the schema as it was and stays pending. Never edit a migration that has shipped:
+append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+Step = str | Callable[[sqlite3.Connection], None]
+
+
+@dataclass(frozen=True)
+class Migration:
+    """A named schema change: SQL text (several statements allowed) or a function."""
+
+    name: str
+    step: Step
+
+
+def split_sql(script: str) -> Iterator[str]:
+    """Split a script into complete statements (trigger bodies with inner ``;`` stay whole).
+
+    ``executescript`` would commit the open transaction, so statements run one by one instead.
+    """
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        raise ValueError(f"incomplete SQL statement: {buffer.strip()[:60]!r}")
+
+
+INITIAL_SCHEMA = """
+CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE reports (
+    report_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    submitter_email TEXT NOT NULL,
+    submitter_name TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    total_cents INTEGER NOT NULL,
+    policy_id TEXT NOT NULL DEFAULT '',
+    policy_name TEXT NOT NULL DEFAULT '',
+    created TEXT,
+    submitted TEXT,
+    approved TEXT,
+    fingerprint TEXT NOT NULL,
+    -- set when Expensify shows an edit to a report QuickBooks already has; never posted again silently
+    changed_after_posting INTEGER NOT NULL DEFAULT 0,
+    changed_fingerprint TEXT,
+    first_pulled_at TEXT NOT NULL,
+    last_pulled_at TEXT NOT NULL,
+    exported_stamped_at TEXT
+);
+
+CREATE TABLE expenses (
+    report_id TEXT NOT NULL REFERENCES reports(report_id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    transaction_id TEXT NOT NULL,
+    date TEXT NOT NULL,
+    merchant TEXT NOT NULL,
+    amount_cents INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    category TEXT NOT NULL,
+    tags TEXT NOT NULL,              -- JSON array of tag levels, already unescaped
+    comment TEXT NOT NULL DEFAULT '',
+    reimbursable INTEGER NOT NULL,
+    billable INTEGER NOT NULL,
+    PRIMARY KEY (report_id, position)
+);
+
+CREATE TABLE postings (
+    id INTEGER PRIMARY KEY,
+    report_id TEXT NOT NULL REFERENCES reports(report_id),
+    part INTEGER NOT NULL,
+    part_count INTEGER NOT NULL,
+    mode TEXT NOT NULL,
+    state TEXT NOT NULL,
+    ref_number TEXT NOT NULL DEFAULT '',
+    txn_date TEXT,
+    vendor TEXT NOT NULL DEFAULT '',
+    account TEXT NOT NULL DEFAULT '',
+    total_cents INTEGER NOT NULL DEFAULT 0,
+    line_count INTEGER NOT NULL DEFAULT 0,
+    body TEXT,                       -- JSON of the PlannedPosting; NULL for a report blocked at planning
+    report_fingerprint TEXT NOT NULL,
+    reason TEXT,                     -- why blocked or failed, in words a bookkeeper can act on
+    request_id TEXT,
+    message_set_id TEXT,
+    txn_id TEXT,
+    edit_sequence TEXT,
+    txn_line_ids TEXT,
+    qb_status_code INTEGER,
+    qb_status_message TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (report_id, part)
+);
+CREATE INDEX postings_state ON postings(state);
+
+CREATE TABLE qbwc_sessions (
+    ticket TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    company_file TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL,
+    stage TEXT,
+    qbxml_version TEXT,
+    created_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    closed_at TEXT,
+    last_error TEXT,
+    detail TEXT                      -- JSON: progress counters and protocol bookkeeping
+);
+
+CREATE TABLE qbxml_messages (
+    id INTEGER PRIMARY KEY,
+    ticket TEXT NOT NULL,
+    kind TEXT NOT NULL,              -- recovery | query | write
+    message_set_id TEXT,
+    request_xml TEXT NOT NULL,
+    response_xml TEXT,
+    hresult TEXT,
+    error_message TEXT,
+    state TEXT NOT NULL,             -- sent | answered | lost | failed
+    sent_at TEXT NOT NULL,
+    answered_at TEXT
+);
+CREATE INDEX qbxml_messages_ticket ON qbxml_messages(ticket);
+
+CREATE TABLE qb_lists (
+    kind TEXT NOT NULL,              -- account | vendor | class | customer
+    full_name TEXT NOT NULL COLLATE NOCASE,
+    list_id TEXT,
+    edit_sequence TEXT,
+    is_active INTEGER,
+    email TEXT,
+    detail TEXT,
+    seen_at TEXT NOT NULL,
+    PRIMARY KEY (kind, full_name)
+);
+
+CREATE TABLE mappings (
+    kind TEXT NOT NULL,              -- category | class | customer | employee
+    source TEXT NOT NULL,
+    target TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (kind, source)
+);
+
+CREATE TABLE expensify_lists (
+    policy_id TEXT NOT NULL,
+    kind TEXT NOT NULL,              -- category | tag | employee
+    name TEXT NOT NULL,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    detail TEXT,
+    fetched_at TEXT NOT NULL,
+    PRIMARY KEY (policy_id, kind, name)
+);
+
+CREATE TABLE pulls (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    result TEXT,                     -- ok | partial | failed
+    summary TEXT,                    -- JSON counts
+    error TEXT
+);
+
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    event TEXT NOT NULL,
+    report_id TEXT,
+    posting_id INTEGER,
+    detail TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX audit_report ON audit(report_id);
+CREATE INDEX audit_event ON audit(event);
+
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+"""
+
+MIGRATIONS: Sequence[Migration] = (Migration("0001_initial_schema", INITIAL_SCHEMA),)
+
+BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    name TEXT PRIMARY KEY,
+    applied_at TEXT NOT NULL
+)
+"""
+
+
+def run_step(conn: sqlite3.Connection, step: Step) -> None:
+    """Run one migration step on an open transaction."""
+    if callable(step):
+        step(conn)
+        return
+    for statement in split_sql(step):
+        conn.execute(statement)

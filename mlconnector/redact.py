@@ -1,0 +1,53 @@
+"""Keep secrets out of logs, errors, audit rows and --json output.
+
+Two nets: by key (anything named like a secret is replaced in mappings) and by value (secrets the
+process knows about are registered once and masked in any text).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+MASK = "********"
+
+_SECRET_KEY = re.compile(r"(secret|password|passwd|pwd|credential|ticket|token)", re.IGNORECASE)
+# Secrets that travel inside text we might log: the Expensify job JSON and QBWC SOAP bodies.
+_TEXT_PATTERNS = (
+    re.compile(r'("partnerUserSecret"\s*:\s*")[^"]*(")'),
+    re.compile(r"(partnerUserSecret%22%3A%22)[^%]*(%22)"),
+    re.compile(r"(<(?:\w+:)?strPassword>)[^<]*(</(?:\w+:)?strPassword>)"),
+)
+
+_known_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret value so that :func:`redact_text` masks it wherever it appears."""
+    if value and len(value) >= 4:
+        _known_secrets.add(value)
+
+
+def redact_text(text: str) -> str:
+    """Mask every registered secret and every secret-shaped field in ``text``."""
+    for pattern in _TEXT_PATTERNS:
+        text = pattern.sub(rf"\g<1>{MASK}\g<2>", text)
+    for secret in _known_secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` (mappings, lists, text) with secret-named keys and known secrets masked."""
+    if isinstance(value, Mapping):
+        return {
+            k: (MASK if isinstance(k, str) and _SECRET_KEY.search(k) and v not in (None, "") else redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value

@@ -1,0 +1,169 @@
+"""The SQLite state file: migrations, ``atomic()``, and the queries every command shares.
+
+``Store(conn)`` wraps one connection in autocommit mode; ``atomic()`` opens ``BEGIN IMMEDIATE`` at
+the outermost level and savepoints inside, so a state change and its audit row commit or roll back
+together. SQL is always parameterized.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from mlconnector.audit import AuditLog
+from mlconnector.errors import StoreError
+from mlconnector.migrations import BOOKKEEPING, MIGRATIONS, Migration, run_step
+from mlconnector.models import PostingState
+
+
+def utcnow() -> dt.datetime:
+    """The current time in UTC (the default clock; tests inject their own)."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Store:
+    """One open state file.
+
+    Args:
+        conn: an sqlite3 connection; the store switches it to autocommit and manages transactions.
+        now: the clock used for timestamps.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, now: Callable[[], dt.datetime] = utcnow) -> None:
+        conn.isolation_level = None
+        conn.execute("PRAGMA foreign_keys = ON")
+        self.conn = conn
+        self.now = now
+        self.audit = AuditLog(conn, now)
+        self._depth = 0
+
+    @classmethod
+    def open(
+        cls,
+        path: Path | str,
+        *,
+        now: Callable[[], dt.datetime] = utcnow,
+        migrations: Sequence[Migration] = MIGRATIONS,
+    ) -> Store:
+        """Open (creating if needed) the state file at ``path`` in WAL mode and migrate it.
+
+        Raises:
+            StoreError: the file cannot be opened, is not a state file, or a migration failed.
+        """
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            if str(path) != ":memory:":
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the state file {path}: {exc}") from exc
+        store = cls(conn, now)
+        store.migrate(migrations)
+        return store
+
+    @classmethod
+    def memory(cls, now: Callable[[], dt.datetime] = utcnow) -> Store:
+        """A fully migrated in-memory store (tests, dry runs)."""
+        return cls.open(":memory:", now=now)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def timestamp(self) -> str:
+        """The store clock's current time as ISO text (what every ``*_at`` column holds)."""
+        return self.now().isoformat(timespec="milliseconds")
+
+    @contextmanager
+    def atomic(self) -> Iterator[sqlite3.Connection]:
+        """Run a block in one transaction (nested blocks become savepoints).
+
+        Raises:
+            StoreError: SQLite failed; the whole block was rolled back.
+        """
+        if self._depth == 0:
+            begin, commit, rollback = "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"
+        else:
+            name = f"sp{self._depth}"
+            begin, commit, rollback = f"SAVEPOINT {name}", f"RELEASE {name}", f"ROLLBACK TO {name}; RELEASE {name}"
+        try:
+            self.conn.execute(begin)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the state file is busy or read-only: {exc}") from exc
+        self._depth += 1
+        try:
+            yield self.conn
+        except BaseException as exc:
+            self._depth -= 1
+            for statement in rollback.split("; "):
+                self.conn.execute(statement)
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"the state file could not be updated: {exc}") from exc
+            raise
+        else:
+            self._depth -= 1
+            self.conn.execute(commit)
+
+    def migrate(self, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
+        """Apply pending migrations in order, each with its record in one transaction.
+
+        Returns the names applied. Raises StoreError when a migration fails (it is rolled back and
+        stays pending) or when the file was written by a newer ml-connector.
+        """
+        try:
+            self.conn.execute(BOOKKEEPING)
+            applied = {row[0] for row in self.conn.execute("SELECT name FROM schema_migrations")}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"not an ml-connector state file: {exc}") from exc
+        known = {m.name for m in migrations}
+        unknown = sorted(applied - known)
+        if unknown:
+            raise StoreError(
+                f"the state file was written by a newer ml-connector (migration {unknown[-1]})",
+                hint="upgrade ml-connector: pip install --upgrade mlconnector",
+            )
+        done = []
+        for migration in migrations:
+            if migration.name in applied:
+                continue
+            try:
+                with self.atomic():
+                    run_step(self.conn, migration.step)
+                    self.conn.execute(
+                        "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                        (migration.name, self.timestamp()),
+                    )
+            except (StoreError, sqlite3.Error, ValueError) as exc:
+                raise StoreError(f"migration {migration.name} failed and was rolled back: {exc}") from exc
+            done.append(migration.name)
+        return done
+
+    def schema_version(self) -> str:
+        """The name of the newest applied migration."""
+        row = self.conn.execute("SELECT name FROM schema_migrations ORDER BY name DESC LIMIT 1").fetchone()
+        return str(row[0]) if row else "none"
+
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        """A value from the settings table."""
+        row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else default
+
+    def set_setting(self, key: str, value: str) -> None:
+        """Store a value in the settings table."""
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def posting_counts(self) -> dict[PostingState, int]:
+        """How many postings are in each state (every state present, zeros included)."""
+        counts = dict.fromkeys(PostingState, 0)
+        for state, count in self.conn.execute("SELECT state, COUNT(*) FROM postings GROUP BY state"):
+            counts[PostingState(state)] = int(count)
+        return counts
