@@ -1,0 +1,1 @@
+"""The QuickBooks Web Connector side: the protocol in plain Python, and the Spyne service over it."""
