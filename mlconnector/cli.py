@@ -1,0 +1,298 @@
+"""The ``mlconnector`` command: composition root, and the only place that prints or exits.
+
+Every command parses its options, calls the layer below and renders the result. Errors from below
+are ``MlConnectorError``s; :func:`_handle_errors` prints them as one line (plus the fix) on stderr
+and maps them to the exit codes of the user-facing contract. Heavy libraries are imported inside
+the commands that need them so that ``mlconnector --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import IntEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+
+import typer
+
+from mlconnector import __version__
+from mlconnector.errors import (
+    ConfigError,
+    ConfigProblem,
+    ExpensifyError,
+    MlConnectorError,
+    RefusedError,
+)
+from mlconnector.paths import ENV_EXPENSIFY_SECRET, ENV_QBWC_PASSWORD, Paths, resolve_paths
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from mlconnector.config import Config
+    from mlconnector.store import Store
+
+log = logging.getLogger("mlconnector.cli")
+
+
+class ExitCode(IntEnum):
+    """Exit codes of the user-facing contract (ARCHITECTURE.md)."""
+
+    OK = 0
+    USER = 1
+    USAGE = 2
+    UPSTREAM = 3
+    PARTIAL = 4
+
+
+app = typer.Typer(
+    name="mlconnector",
+    help="Post approved Expensify expense reports into QuickBooks Desktop.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=True, highlight=False)
+
+
+def exit_code_for(exc: MlConnectorError) -> ExitCode:
+    """The exit code for an error: 3 when an outside system failed, else 1."""
+    return ExitCode.UPSTREAM if isinstance(exc, ExpensifyError) else ExitCode.USER
+
+
+def _print_error(exc: MlConnectorError) -> None:
+    err = _console(stderr=True)
+    if isinstance(exc, ConfigError) and len(exc.problems) > 1:
+        for problem in exc.problems:
+            err.print(f"Error: {problem}", markup=False)
+    else:
+        err.print(f"Error: {exc}" + (f" — {exc.hint}" if exc.hint else ""), markup=False)
+
+
+def _handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Render MlConnectorError (and anything unexpected) as one line and exit with its code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except MlConnectorError as exc:
+            log.info("%s failed: %s", func.__name__, exc)
+            _print_error(exc)
+            raise typer.Exit(exit_code_for(exc)) from None
+        except KeyboardInterrupt:
+            _console(stderr=True).print("Interrupted; nothing half-done was kept.", markup=False)
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug: log the traceback, show the user one line
+            log.exception("unexpected error in %s", func.__name__)
+            from mlconnector.redact import redact_text
+
+            _console(stderr=True).print(
+                f"Error: unexpected {type(exc).__name__}: {redact_text(str(exc))} — details are in the log file",
+                markup=False,
+            )
+            raise typer.Exit(ExitCode.USER) from None
+
+    return wrapper
+
+
+@dataclass
+class AppContext:
+    """What the global options resolve to; config and store are opened on first use."""
+
+    paths: Paths
+    verbose: int = 0
+    _config: Config | None = field(default=None, repr=False)
+    _store: Store | None = field(default=None, repr=False)
+
+    def config(self) -> Config:
+        """The validated configuration (ConfigError when missing or invalid)."""
+        if self._config is None:
+            from mlconnector.config import load_config
+
+            self._config = load_config(self.paths.config_file)
+            from mlconnector.redact import register_secret
+
+            secret = self._config.expensify.partner_user_secret
+            register_secret(secret.reveal() if secret else None)
+        return self._config
+
+    def store(self) -> Store:
+        """The state file, opened and migrated."""
+        if self._store is None:
+            from mlconnector.store import Store
+
+            self._store = Store.open(self.paths.state_file)
+        return self._store
+
+    def close(self) -> None:
+        """Close the state file if it was opened."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"mlconnector {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None, typer.Option("--home", help="Folder holding config.toml, state.db and logs/ [env: MLCONNECTOR_HOME].")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Path of config.toml [env: MLCONNECTOR_CONFIG].")
+    ] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="Log to the console too (-vv: debug).")] = 0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Post approved Expensify expense reports into QuickBooks Desktop."""
+    from mlconnector.logs import setup_logging
+
+    paths = resolve_paths(home, config)
+    setup_logging(paths.log_dir, verbose=verbose)
+    context = AppContext(paths=paths, verbose=verbose)
+    ctx.obj = context
+    ctx.call_on_close(context.close)
+
+
+def _ctx(ctx: typer.Context) -> AppContext:
+    obj = ctx.obj
+    assert isinstance(obj, AppContext)
+    return obj
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+# --------------------------------------------------------------------------------------- init
+
+
+@app.command()
+@_handle_errors
+def init(
+    ctx: typer.Context,
+    non_interactive: Annotated[
+        bool, typer.Option("--non-interactive", help="Take every value from options and environment; never prompt.")
+    ] = False,
+    expensify_user: Annotated[str | None, typer.Option("--expensify-user", help="Expensify partnerUserID.")] = None,
+    expensify_url: Annotated[
+        str | None, typer.Option("--expensify-url", help="Integration Server URL (default: Expensify's).")
+    ] = None,
+    qbwc_user: Annotated[
+        str | None, typer.Option("--qbwc-user", help="User name the Web Connector logs in with.")
+    ] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="Post reports as 'bill' (default) or 'journal'.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config.toml.")] = False,
+) -> None:
+    """Write config.toml and create the state file.
+
+    Secrets come from prompts, or from MLCONNECTOR_EXPENSIFY_SECRET and MLCONNECTOR_QBWC_PASSWORD with
+    --non-interactive. The Web Connector password is stored only as a salted scrypt hash.
+    """
+    from mlconnector.home import InitValues, initialize
+
+    app_ctx = _ctx(ctx)
+    paths = app_ctx.paths
+    if paths.config_file.exists() and not force:
+        raise RefusedError(
+            f"{paths.config_file} already exists", hint="pass --force to overwrite it (existing values are kept)"
+        )
+    env = os.environ
+    values = InitValues(
+        expensify_user=expensify_user,
+        expensify_url=expensify_url,
+        expensify_secret=env.get(ENV_EXPENSIFY_SECRET) or None,
+        qbwc_user=qbwc_user,
+        qbwc_password=env.get(ENV_QBWC_PASSWORD) or None,
+        mode=mode,
+    )
+    if not non_interactive:
+        values = _prompt_init_values(values)
+    result = initialize(paths, values)
+    out = _console()
+    out.print(f"Wrote {result.config_file} (readable by you only)", markup=False)
+    out.print(f"State file {result.state_file} (schema {result.schema_version})", markup=False)
+    if not result.has_expensify_credentials:
+        out.print(
+            f"Expensify credentials are not set yet: edit {result.config_file} or set {ENV_EXPENSIFY_SECRET}.",
+            markup=False,
+        )
+    out.print("Next: mlconnector status", markup=False)
+
+
+def _prompt_init_values(values: Any) -> Any:
+    """Ask for whatever the options and environment did not give."""
+    expensify_user = values.expensify_user or typer.prompt("Expensify partnerUserID", default="", show_default=False)
+    secret = values.expensify_secret or typer.prompt(
+        "Expensify partnerUserSecret (hidden; Enter to skip)", default="", hide_input=True, show_default=False
+    )
+    qbwc_user = values.qbwc_user or typer.prompt("Web Connector user name", default="mlconnector")
+    password = values.qbwc_password or typer.prompt(
+        "Web Connector password (hidden)", hide_input=True, confirmation_prompt=True
+    )
+    mode = values.mode or typer.prompt("Post reports as bill or journal", default="bill")
+    return replace(
+        values,
+        expensify_user=expensify_user or None,
+        expensify_secret=secret or None,
+        qbwc_user=qbwc_user,
+        qbwc_password=password,
+        mode=mode,
+    )
+
+
+# ------------------------------------------------------------------------------------- status
+
+
+@app.command()
+@_handle_errors
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """Show the configuration, the state file and how many postings are in each state."""
+    from mlconnector.status import collect_status
+
+    app_ctx = _ctx(ctx)
+    report = collect_status(app_ctx.paths)
+    if as_json:
+        _print_json(report)
+        return
+    from mlconnector.render import status_view
+
+    _console().print(status_view(report))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:  # pressed outside a command body (e.g. at a prompt)
+        sys.exit(130)
+
+
+__all__ = ["app", "main", "ExitCode", "ConfigProblem"]

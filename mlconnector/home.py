@@ -1,0 +1,115 @@
+"""Create or update an installation: config.toml (0600) and the state file (``mlconnector init``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from mlconnector.audit import AuditEvent
+from mlconnector.config import Config, ExpensifyConfig, QbwcConfig, Secret, load_config, write_config
+from mlconnector.errors import ConfigError, ConfigProblem
+from mlconnector.models import PostingMode
+from mlconnector.passwords import hash_password
+from mlconnector.paths import ENV_QBWC_PASSWORD, Paths
+from mlconnector.store import Store
+
+
+@dataclass(frozen=True)
+class InitValues:
+    """What the user gave to ``init``; None means "keep the existing value or the default"."""
+
+    expensify_user: str | None = None
+    expensify_url: str | None = None
+    expensify_secret: str | None = None
+    qbwc_user: str | None = None
+    qbwc_password: str | None = None
+    mode: str | None = None
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """What ``init`` wrote."""
+
+    config_file: Path
+    state_file: Path
+    schema_version: str
+    has_expensify_credentials: bool
+
+
+def _existing(paths: Paths) -> Config:
+    """The current config when it loads, so that ``init --force`` keeps what it is not told to change."""
+    if not paths.config_file.exists():
+        return Config()
+    try:
+        return load_config(paths.config_file, environ={})
+    except ConfigError:
+        return Config()
+
+
+def build_config(base: Config, values: InitValues) -> Config:
+    """Apply the init values to a base config, validating each one.
+
+    Raises:
+        ConfigError: a value is invalid or the Web Connector password is missing.
+    """
+    problems = []
+    mode = base.quickbooks.mode
+    if values.mode is not None:
+        try:
+            mode = PostingMode(values.mode.strip().lower())
+        except ValueError:
+            problems.append(ConfigProblem("quickbooks.mode", f"must be bill or journal, not {values.mode!r}", "use --mode bill"))
+    url = values.expensify_url or base.expensify.url
+    if not url.startswith(("https://", "http://")):
+        problems.append(ConfigProblem("expensify.url", f"must start with https:// (got {url!r})", "fix --expensify-url"))
+    password_hash = base.qbwc.password_hash
+    if values.qbwc_password:
+        password_hash = hash_password(values.qbwc_password)
+    elif not password_hash:
+        problems.append(
+            ConfigProblem("qbwc.password_hash", "no Web Connector password given", f"set {ENV_QBWC_PASSWORD}")
+        )
+    username = (values.qbwc_user or base.qbwc.username or "mlconnector").strip()
+    if problems:
+        raise ConfigError(problems)
+    secret = Secret(values.expensify_secret) if values.expensify_secret else base.expensify.partner_user_secret
+    expensify: ExpensifyConfig = replace(
+        base.expensify,
+        partner_user_id=(values.expensify_user or base.expensify.partner_user_id).strip(),
+        partner_user_secret=secret,
+        url=url,
+    )
+    qbwc: QbwcConfig = replace(base.qbwc, username=username, password_hash=password_hash)
+    return replace(base, expensify=expensify, quickbooks=replace(base.quickbooks, mode=mode), qbwc=qbwc)
+
+
+def initialize(paths: Paths, values: InitValues) -> InitResult:
+    """Write config.toml and create (or migrate) the state file, recording it in the audit log.
+
+    Raises:
+        ConfigError: a value is invalid or the password is missing.
+        StoreError: the state file cannot be created.
+    """
+    config = build_config(_existing(paths), values)
+    write_config(paths.config_file, config)
+    store = Store.open(paths.state_file)
+    try:
+        with store.atomic():
+            store.audit.append(
+                AuditEvent.INITIALIZED,
+                actor="init",
+                detail={
+                    "config_file": str(paths.config_file),
+                    "mode": config.quickbooks.mode.value,
+                    "qbwc_user": config.qbwc.username,
+                },
+            )
+        version = store.schema_version()
+    finally:
+        store.close()
+    return InitResult(
+        config_file=paths.config_file,
+        state_file=paths.state_file,
+        schema_version=version,
+        has_expensify_credentials=bool(config.expensify.partner_user_id and config.expensify.partner_user_secret),
+    )
