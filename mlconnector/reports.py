@@ -1,0 +1,184 @@
+"""Reports and expenses in the state file: save with change detection, load back as models.
+
+A report already stored and unchanged is left alone. A report that changed before QuickBooks saw it
+is replaced and its unsent postings are dropped (it will be planned again). A report that changed
+after a posting was sent or posted is *not* replaced: it is flagged "changed after posting" in the
+state file and the audit log, and never posted again silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator
+from enum import StrEnum
+
+from mlconnector.audit import AuditEvent
+from mlconnector.errors import NotFoundError
+from mlconnector.models import Expense, PostingState, Report, cents_to_decimal, decimal_to_cents
+from mlconnector.store import Store
+
+# Postings in these states mean QuickBooks has (or may have) the report.
+SEEN_BY_QUICKBOOKS = (PostingState.SENT, PostingState.IN_DOUBT, PostingState.POSTED)
+
+
+class SaveOutcome(StrEnum):
+    """What saving a pulled report did."""
+
+    NEW = "new"
+    UNCHANGED = "unchanged"
+    CHANGED = "changed"
+    CHANGED_AFTER_POSTING = "changed_after_posting"
+
+
+def _date(value: dt.date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _insert_expenses(store: Store, report: Report) -> None:
+    store.conn.executemany(
+        "INSERT INTO expenses (report_id, position, transaction_id, date, merchant, amount_cents, currency,"
+        " category, tags, comment, reimbursable, billable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                report.report_id, n, e.transaction_id, e.date.isoformat(), e.merchant, decimal_to_cents(e.amount),
+                e.currency, e.category, json.dumps(list(e.tags)), e.comment, int(e.reimbursable), int(e.billable),
+            )
+            for n, e in enumerate(report.expenses)
+        ],
+    )
+
+
+def _report_values(report: Report) -> tuple[object, ...]:
+    return (
+        report.name, report.submitter_email, report.submitter_name, report.status, report.currency,
+        decimal_to_cents(report.total), report.policy_id, report.policy_name, _date(report.created),
+        _date(report.submitted), _date(report.approved), report.fingerprint(),
+    )
+
+
+def save_report(store: Store, report: Report, *, actor: str = "pull") -> SaveOutcome:
+    """Store a pulled report (with its audit row, in one transaction) and say what changed."""
+    now = store.timestamp()
+    fingerprint = report.fingerprint()
+    with store.atomic():
+        row = store.conn.execute(
+            "SELECT fingerprint, changed_fingerprint, total_cents FROM reports WHERE report_id = ?",
+            (report.report_id,),
+        ).fetchone()
+        if row is None:
+            store.conn.execute(
+                "INSERT INTO reports (name, submitter_email, submitter_name, status, currency, total_cents,"
+                " policy_id, policy_name, created, submitted, approved, fingerprint, report_id,"
+                " first_pulled_at, last_pulled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*_report_values(report), report.report_id, now, now),
+            )
+            _insert_expenses(store, report)
+            store.audit.append(
+                AuditEvent.PULLED, actor=actor, report_id=report.report_id,
+                detail={"total": str(report.total), "expenses": len(report.expenses), "status": report.status},
+            )
+            return SaveOutcome.NEW
+        old_fingerprint, changed_fingerprint, old_total = row
+        store.conn.execute("UPDATE reports SET last_pulled_at = ? WHERE report_id = ?", (now, report.report_id))
+        if fingerprint == old_fingerprint:
+            return SaveOutcome.UNCHANGED
+        if _seen_by_quickbooks(store, report.report_id):
+            if changed_fingerprint == fingerprint:
+                return SaveOutcome.CHANGED_AFTER_POSTING  # already flagged and audited
+            store.conn.execute(
+                "UPDATE reports SET changed_after_posting = 1, changed_fingerprint = ? WHERE report_id = ?",
+                (fingerprint, report.report_id),
+            )
+            store.audit.append(
+                AuditEvent.CHANGED_AFTER_POSTING, actor=actor, report_id=report.report_id,
+                detail={
+                    "posted_total": str(cents_to_decimal(old_total)), "new_total": str(report.total),
+                    "action": "not posted again; check the QuickBooks transaction by hand",
+                },
+            )
+            return SaveOutcome.CHANGED_AFTER_POSTING
+        store.conn.execute(
+            "UPDATE reports SET name = ?, submitter_email = ?, submitter_name = ?, status = ?, currency = ?,"
+            " total_cents = ?, policy_id = ?, policy_name = ?, created = ?, submitted = ?, approved = ?,"
+            " fingerprint = ?, changed_fingerprint = NULL WHERE report_id = ?",
+            (*_report_values(report), report.report_id),
+        )
+        store.conn.execute("DELETE FROM expenses WHERE report_id = ?", (report.report_id,))
+        _insert_expenses(store, report)
+        dropped = store.conn.execute("DELETE FROM postings WHERE report_id = ?", (report.report_id,)).rowcount
+        store.audit.append(
+            AuditEvent.CHANGED, actor=actor, report_id=report.report_id,
+            detail={
+                "old_total": str(cents_to_decimal(old_total)), "new_total": str(report.total),
+                "unsent_postings_dropped": dropped,
+            },
+        )
+        return SaveOutcome.CHANGED
+
+
+def _seen_by_quickbooks(store: Store, report_id: str) -> bool:
+    marks = ",".join("?" for _ in SEEN_BY_QUICKBOOKS)
+    row = store.conn.execute(
+        f"SELECT 1 FROM postings WHERE report_id = ? AND state IN ({marks}) LIMIT 1",
+        (report_id, *SEEN_BY_QUICKBOOKS),
+    ).fetchone()
+    return row is not None
+
+
+def _expense(row: tuple[object, ...]) -> Expense:
+    return Expense(
+        transaction_id=str(row[0]), date=dt.date.fromisoformat(str(row[1])), merchant=str(row[2]),
+        amount=cents_to_decimal(int(str(row[3]))), currency=str(row[4]), category=str(row[5]),
+        tags=tuple(json.loads(str(row[6]))), comment=str(row[7]), reimbursable=bool(row[8]), billable=bool(row[9]),
+    )
+
+
+def _optional_date(value: object) -> dt.date | None:
+    return dt.date.fromisoformat(str(value)) if value else None
+
+
+def load_report(store: Store, report_id: str) -> Report:
+    """The stored report with its expenses.
+
+    Raises:
+        NotFoundError: no report with that ID has been pulled.
+    """
+    row = store.conn.execute(
+        "SELECT report_id, name, submitter_email, submitter_name, status, currency, total_cents, policy_id,"
+        " policy_name, created, submitted, approved FROM reports WHERE report_id = ?",
+        (report_id,),
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(f"report {report_id} is not in the state file", hint="run mlconnector pull first")
+    expenses = tuple(
+        _expense(r)
+        for r in store.conn.execute(
+            "SELECT transaction_id, date, merchant, amount_cents, currency, category, tags, comment,"
+            " reimbursable, billable FROM expenses WHERE report_id = ? ORDER BY position",
+            (report_id,),
+        )
+    )
+    return Report(
+        report_id=row[0], name=row[1], submitter_email=row[2], submitter_name=row[3], status=row[4],
+        currency=row[5], total=cents_to_decimal(row[6]), policy_id=row[7], policy_name=row[8],
+        created=_optional_date(row[9]), submitted=_optional_date(row[10]), approved=_optional_date(row[11]),
+        expenses=expenses,
+    )
+
+
+def load_reports(store: Store, report_ids: Iterable[str]) -> Iterator[Report]:
+    """Load several reports, in the order given."""
+    for report_id in report_ids:
+        yield load_report(store, report_id)
+
+
+def unplanned_report_ids(store: Store) -> list[str]:
+    """Reports with no posting yet that are not flagged "changed after posting"."""
+    return [
+        r[0]
+        for r in store.conn.execute(
+            "SELECT report_id FROM reports r WHERE changed_after_posting = 0"
+            " AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.report_id = r.report_id) ORDER BY report_id"
+        )
+    ]

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from mlconnector.errors import NotFoundError, StoreError
+from mlconnector.models import PostingMode, PostingState
+from mlconnector.postings import (
+    add_blocked_report,
+    add_posting,
+    delete_unsent_postings,
+    get_posting,
+    posting_from_json,
+    posting_to_json,
+    postings_for_report,
+    postings_in,
+    transition,
+)
+from mlconnector.reports import SaveOutcome, load_report, save_report, unplanned_report_ids
+from mlconnector.store import Store
+
+from .factories import bill, expense, report
+
+
+def test_a_report_round_trips_exactly(store: Store) -> None:
+    original = report("R00X9oNOn2MO", expense(1, "-3.10", tags=("a:b",), billable=True, reimbursable=False))
+    assert save_report(store, original) is SaveOutcome.NEW
+    assert load_report(store, "R00X9oNOn2MO") == original
+
+
+def test_saving_the_same_report_twice_is_unchanged_and_audited_once(store: Store) -> None:
+    save_report(store, report())
+    assert save_report(store, report()) is SaveOutcome.UNCHANGED
+    assert [r.event for r in store.audit.rows()] == ["pulled"]
+
+
+def test_a_report_edited_before_posting_is_replaced_and_its_postings_dropped(store: Store) -> None:
+    save_report(store, report())
+    add_posting(store, bill(), state=PostingState.QUEUED, report_fingerprint="x", actor="t")
+    edited = report("R00001", expense(1, "99.00"))
+    assert save_report(store, edited) is SaveOutcome.CHANGED
+    assert load_report(store, "R00001").total == Decimal("99.00")
+    assert postings_for_report(store, "R00001") == []
+    assert unplanned_report_ids(store) == ["R00001"]
+    assert store.audit.rows()[-1].detail["unsent_postings_dropped"] == 1
+
+
+def test_a_report_edited_after_posting_is_flagged_and_not_replaced(store: Store) -> None:
+    save_report(store, report())
+    pid = add_posting(store, bill(), state=PostingState.QUEUED, report_fingerprint="x", actor="t")
+    transition(store, pid, PostingState.SENT, actor="t")
+    edited = report("R00001", expense(1, "99.00"))
+    assert save_report(store, edited) is SaveOutcome.CHANGED_AFTER_POSTING
+    assert save_report(store, edited) is SaveOutcome.CHANGED_AFTER_POSTING
+    assert load_report(store, "R00001").total == Decimal("19.75")
+    assert [r.event for r in store.audit.rows()].count("changed_after_posting") == 1
+    assert get_posting(store, pid).state is PostingState.SENT
+    assert unplanned_report_ids(store) == []
+
+
+def test_loading_an_unknown_report_says_pull_first(store: Store) -> None:
+    with pytest.raises(NotFoundError, match="report NOPE is not in the state file"):
+        load_report(store, "NOPE")
+
+
+def test_posting_json_round_trip() -> None:
+    assert posting_from_json(posting_to_json(bill())) == bill()
+
+
+def test_the_state_machine_allows_the_documented_path_with_an_audit_row_each(store: Store) -> None:
+    save_report(store, report())
+    pid = add_posting(store, bill(), state=PostingState.QUEUED, report_fingerprint="f", actor="plan")
+    transition(store, pid, PostingState.SENT, actor="qbwc", request_id="1", message_set_id="ms1")
+    done = transition(store, pid, PostingState.POSTED, actor="qbwc", txn_id="TX-1", edit_sequence="1700")
+    assert (done.state, done.txn_id, done.message_set_id) == (PostingState.POSTED, "TX-1", "ms1")
+    assert done.posting == bill()
+    events = [(r.event, r.posting_id) for r in store.audit.rows()]
+    assert events[-3:] == [("queued", pid), ("sent", pid), ("posted", pid)]
+    assert store.audit.rows()[-1].detail["txn_id"] == "TX-1"
+
+
+@pytest.mark.parametrize(
+    ("path", "illegal"),
+    [
+        ([], PostingState.POSTED),  # queued -> posted without being sent
+        ([PostingState.SENT], PostingState.QUEUED),  # sent -> queued without a recovery check
+        ([PostingState.SENT, PostingState.POSTED], PostingState.FAILED),
+    ],
+)
+def test_illegal_moves_are_refused_and_change_nothing(store: Store, path: list, illegal: PostingState) -> None:
+    save_report(store, report())
+    pid = add_posting(store, bill(), state=PostingState.QUEUED, report_fingerprint="f", actor="t")
+    for state in path:
+        transition(store, pid, state, actor="t")
+    before = len(store.audit.rows())
+    with pytest.raises(StoreError, match="cannot go from"):
+        transition(store, pid, illegal, actor="t")
+    assert len(store.audit.rows()) == before
+
+
+def test_expect_guards_against_a_concurrent_change(store: Store) -> None:
+    save_report(store, report())
+    pid = add_posting(store, bill(), state=PostingState.QUEUED, report_fingerprint="f", actor="t")
+    with pytest.raises(StoreError, match="is queued, not in_doubt"):
+        transition(store, pid, PostingState.BLOCKED, actor="t", expect=PostingState.IN_DOUBT)
+
+
+def test_blocked_reports_have_a_reason_and_count(store: Store) -> None:
+    save_report(store, report())
+    pid = add_blocked_report(store, "R00001", mode=PostingMode.BILL, report_fingerprint="f",
+                             reason="category 'Travel' has no account", actor="plan")
+    assert get_posting(store, pid).posting is None
+    assert store.posting_counts()[PostingState.BLOCKED] == 1
+    assert [p.id for p in postings_in(store, PostingState.BLOCKED)] == [pid]
+
+
+def test_unsent_postings_can_be_dropped_but_sent_ones_cannot(store: Store) -> None:
+    save_report(store, report())
+    pid = add_posting(store, bill(), state=PostingState.QUEUED, report_fingerprint="f", actor="t")
+    transition(store, pid, PostingState.SENT, actor="t")
+    with pytest.raises(StoreError):
+        delete_unsent_postings(store, "R00001")
