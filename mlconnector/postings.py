@@ -36,8 +36,9 @@ ALLOWED: Mapping[PostingState, frozenset[PostingState]] = {
     S.SENT: frozenset({S.POSTED, S.FAILED, S.IN_DOUBT}),
     S.IN_DOUBT: frozenset({S.POSTED, S.QUEUED, S.FAILED, S.SENT}),
     S.FAILED: frozenset({S.QUEUED, S.BLOCKED}),
-    # Only `replay --force`, and the next session still asks QuickBooks before writing anything.
-    S.POSTED: frozenset({S.QUEUED}),
+    # Only `replay --force`: in doubt, so the next session asks QuickBooks (by RefNumber) before it
+    # writes anything, and posts only if the transaction is really absent.
+    S.POSTED: frozenset({S.IN_DOUBT}),
 }
 
 EVENT_FOR_STATE: Mapping[PostingState, AuditEvent] = {
