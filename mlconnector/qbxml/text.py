@@ -8,7 +8,7 @@ name would point at a different (or no) QuickBooks record, so they are only chec
 from __future__ import annotations
 
 import unicodedata
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from mlconnector.errors import QbxmlError
 from mlconnector.models import CENT
@@ -93,7 +93,7 @@ def format_amount(amount: Decimal) -> str:
         QbxmlError: the amount is not a finite number or has more than 13 integer digits.
     """
     try:
-        value = amount.quantize(CENT)
+        value = amount.quantize(CENT, rounding=ROUND_HALF_UP)
     except InvalidOperation as exc:
         raise QbxmlError(f"amount {amount!r} is not a number QuickBooks accepts") from exc
     if value == 0:
