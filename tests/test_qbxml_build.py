@@ -6,6 +6,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from mlconnector.errors import QbxmlError
@@ -161,9 +163,10 @@ def test_names_are_checked_never_rewritten() -> None:
         bill_add(control, "1", "13.0")
 
 
-def test_request_ids_longer_than_50_characters_are_refused() -> None:
+@pytest.mark.parametrize("request_id", ["x" * 51, "", "a\x00b"])
+def test_request_ids_must_be_1_to_50_plain_characters(request_id: str) -> None:
     with pytest.raises(QbxmlError, match="requestID"):
-        bill_add(bill(), "x" * 51, "13.0")
+        bill_add(bill(), request_id, "13.0")
 
 
 def test_the_external_guid_is_stable_per_report_and_part() -> None:
@@ -229,3 +232,12 @@ def test_a_batch_message_holds_one_add_request_per_posting_and_validates(referen
 def test_write_request_dispatches_on_the_mode() -> None:
     assert write_request(bill(), "1", "13.0").tag == "BillAddRq"
     assert write_request(journal(), "1", "13.0").tag == "JournalEntryAddRq"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=6000), st.integers(4, 4095))
+def test_any_text_becomes_a_memo_lxml_accepts_within_the_limit(value: str, limit: int) -> None:
+    cleaned = memo(value, limit)
+    assert len(cleaned) <= limit and cleaned == memo(value, limit)
+    etree.Element("Memo").text = cleaned  # lxml raises ValueError for characters XML cannot carry
+    assert all(ord(c) <= 0xFFFF for c in cleaned)

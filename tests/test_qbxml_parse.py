@@ -135,6 +135,7 @@ def test_entities_are_never_expanded_and_the_network_never_touched() -> None:
 def test_text_with_an_encoding_declaration_parses() -> None:
     root = parse_xml('<?xml version="1.0" encoding="windows-1252"?><QBXML><A>Café</A></QBXML>')
     assert root.findtext("A") == "Café"
+    assert parse_xml('\ufeff<?xml version="1.0" encoding="utf-16"?><QBXML/>').tag == "QBXML"
 
 
 def test_comments_are_dropped() -> None:

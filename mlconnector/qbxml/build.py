@@ -61,8 +61,8 @@ def _ref(parent: etree._Element, tag: str, full_name: str, limit: int, what: str
 
 
 def _request(tag: str, request_id: str) -> etree._Element:
-    if not request_id or len(request_id) > text.MAX_REQUEST_ID:
-        raise QbxmlError(f"requestID {request_id!r} must be 1 to {text.MAX_REQUEST_ID} characters")
+    if not request_id or len(request_id) > text.MAX_REQUEST_ID or text.clean_text(request_id) != request_id:
+        raise QbxmlError(f"requestID {request_id!r} must be 1 to {text.MAX_REQUEST_ID} plain characters")
     return etree.Element(tag, requestID=request_id)
 
 
@@ -258,8 +258,8 @@ def build_message(
     msgs.set("onError", on_error)
     for name, value in (("newMessageSetID", new_message_set_id), ("oldMessageSetID", old_message_set_id)):
         if value is not None:
-            if not value or len(value) > text.MAX_MESSAGE_SET_ID:
-                raise QbxmlError(f"{name} {value!r} must be 1 to {text.MAX_MESSAGE_SET_ID} characters")
+            if not value or len(value) > text.MAX_MESSAGE_SET_ID or text.clean_text(value) != value:
+                raise QbxmlError(f"{name} {value!r} must be 1 to {text.MAX_MESSAGE_SET_ID} plain characters")
             msgs.set(name, value)
     for rq in requests:
         msgs.append(rq)

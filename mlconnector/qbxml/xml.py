@@ -34,7 +34,7 @@ def parse_xml(content: bytes | str) -> etree._Element:
         QbxmlParseError: the document is empty, not well-formed, or declares a DTD.
     """
     if isinstance(content, str):
-        data = _XML_DECLARATION.sub("", content, count=1).encode("utf-8")
+        data = _XML_DECLARATION.sub("", content.lstrip("\ufeff"), count=1).encode("utf-8")
     else:
         data = content
     if not data.strip():
