@@ -18,6 +18,7 @@ is *dangling* and blocks. Nothing here does I/O: the lists and mappings come in 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -126,6 +127,11 @@ def normalize_source(kind: MappingKind, source: str) -> str:
     return source.casefold() if kind is MappingKind.EMPLOYEE else source
 
 
+def storable(name: str) -> bool:
+    """True when QuickBooks can hold every character of ``name`` (no control or format characters, no emoji)."""
+    return all(ord(c) <= 0xFFFF and not unicodedata.category(c).startswith("C") for c in name)
+
+
 _SAFE_ARG = re.compile(r"^[A-Za-z0-9@._+:/=-]+$")
 
 
@@ -200,17 +206,19 @@ class Mappings:
 
     def _same_name(self, kind: MappingKind, source: str) -> Resolved:
         list_kind = TARGET_LIST[kind]
-        fix = f"run {command('map', 'set', kind.value, source, list_kind.value.upper() + ' FULL NAME')}"
-        if not source.strip():
+        name = source.strip()
+        fix = f"run {command('map', 'set', kind.value, name, list_kind.value.upper() + ' FULL NAME')}"
+        if not name:
             return Resolved(kind, source, None, How.UNRESOLVED, problem=f"{kind} is empty", fix=fix)
-        if len(source) > MAX_TARGET_LENGTH[kind]:
+        if len(name) > MAX_TARGET_LENGTH[kind] or not storable(name):
+            why = "too long for" if len(name) > MAX_TARGET_LENGTH[kind] else "holds characters QuickBooks cannot store in"
             return Resolved(
                 kind, source, None, How.UNRESOLVED,
-                problem=f'{kind} "{source}" is unmapped and too long to be a QuickBooks {list_kind} name', fix=fix,
+                problem=f'{kind} "{name}" is unmapped and {why} a {list_kind} name', fix=fix,
             )
         if list_kind not in self.lists.cached:
-            return Resolved(kind, source, source, How.SAME_NAME_UNCHECKED)
-        record = self.lists.find(list_kind, source)
+            return Resolved(kind, source, name, How.SAME_NAME_UNCHECKED)
+        record = self.lists.find(list_kind, name)
         if record is not None and record.is_active:
             return Resolved(kind, source, record.full_name, How.SAME_NAME)
         state = "is inactive" if record is not None else "does not exist"

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 
 from mlconnector.audit import AuditEvent
 from mlconnector.errors import NotFoundError, UserError
-from mlconnector.mapping import MAX_TARGET_LENGTH, Mappings, MappingKind, QbLists, QbRecord, normalize_source
+from mlconnector.mapping import (
+    MAX_TARGET_LENGTH,
+    Mappings,
+    MappingKind,
+    QbLists,
+    QbRecord,
+    normalize_source,
+    storable,
+)
 from mlconnector.models import ListKind
 from mlconnector.store import Store
 
@@ -77,9 +85,10 @@ def validate(kind: str | MappingKind, source: str, target: str) -> MappingRow:
     limit = MAX_TARGET_LENGTH[mk]
     if len(target) > limit:
         raise UserError(f"QuickBooks name {target[:40]!r}… is {len(target)} characters; a {mk} target allows {limit}")
-    for text in (source, target):
-        if any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
-            raise UserError(f"{text!r} contains control characters")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in source):
+        raise UserError(f"{source!r} contains control characters")
+    if not storable(target):
+        raise UserError(f"QuickBooks name {target!r} contains control characters or characters QuickBooks cannot store")
     return MappingRow(mk, source, target)
 
 

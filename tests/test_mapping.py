@@ -92,3 +92,9 @@ def test_names_used_lists_vendor_accounts_classes_and_customers() -> None:
 
 def test_commands_in_fixes_quote_what_needs_quoting() -> None:
     assert command("map", "set", "category", 'Meals "client"', "A:B") == 'mlconnector map set category "Meals \\"client\\"" A:B'
+
+
+def test_an_unmapped_name_quickbooks_cannot_store_blocks_instead_of_failing_later() -> None:
+    r = Mappings.compile([]).resolve(MappingKind.CATEGORY, "Party 🎉")
+    assert r.blocks and "cannot store" in r.problem
+    assert Mappings.compile([]).resolve(MappingKind.CATEGORY, " Travel ").target == "Travel"

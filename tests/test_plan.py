@@ -180,7 +180,7 @@ def test_plan_reports_collects_postings_blocks_and_notes_in_order() -> None:
 AWKWARD = st.text(
     alphabet=st.sampled_from(list("aZ09 &<>\"'|\\:;,—–“”‘’…\t\n\r\x00\x07\x1f\u200b\ufeffé中😀🧾")), max_size=40
 )
-NAMES = st.text(alphabet=st.sampled_from(list("abcXYZ019 &:'-,.()/é")), min_size=1, max_size=30).filter(
+CLEAN_NAMES = st.text(alphabet=st.sampled_from(list("abcXYZ019 &:'-,.()/é")), min_size=1, max_size=30).filter(
     lambda s: s.strip() != ""
 )
 
@@ -192,8 +192,8 @@ def expenses(draw: st.DrawFn, n: int) -> Expense:
     comment = draw(st.one_of(AWKWARD, st.just("long " * 1000 + "&<>😀")))
     return Expense(
         transaction_id=f"T{n}", date=dt.date(2026, 3, draw(st.integers(1, 28))), merchant=draw(AWKWARD),
-        amount=Decimal(cents) / 100, category=draw(NAMES),
-        tags=tuple(draw(st.lists(NAMES, min_size=2 if billable else 0, max_size=3))),
+        amount=Decimal(cents) / 100, category=draw(CLEAN_NAMES),
+        tags=tuple(draw(st.lists(CLEAN_NAMES, min_size=2 if billable else 0, max_size=3))),
         comment=comment, reimbursable=draw(st.booleans()), billable=billable,
     )
 
@@ -201,6 +201,8 @@ def expenses(draw: st.DrawFn, n: int) -> Expense:
 @st.composite
 def reports(draw: st.DrawFn) -> Report:
     items = [draw(expenses(n)) for n in range(draw(st.integers(1, 12)))]
+    if draw(st.integers(0, 19)) == 0:  # now and then a category QuickBooks cannot store: must block, not break
+        items[0] = replace(items[0], category=draw(st.sampled_from(["Party 🎉", "tab\tname"])))
     rid = draw(st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZ0123456789abcdefghijk", min_size=1, max_size=25))
     return Report(report_id=rid, name=draw(AWKWARD), submitter_email="ann@example.com", status="Approved",
                   currency="USD", total=sum((e.amount for e in items), Decimal("0.00")), expenses=tuple(items))
