@@ -19,10 +19,12 @@ from mlconnector.qbxml.build import (
     external_guid,
     journal_entry_add,
     list_query,
+    reference_queries,
     txn_query_by_ref,
     write_request,
 )
 from mlconnector.qbxml.text import clean_text, format_amount, memo, truncate
+from mlconnector.qbxml.xml import choose_version
 
 from mlconnector.mapping import Mappings
 from mlconnector.plan import PlanSettings, plan_report
@@ -241,3 +243,23 @@ def test_any_text_becomes_a_memo_lxml_accepts_within_the_limit(value: str, limit
     assert len(cleaned) <= limit and cleaned == memo(value, limit)
     etree.Element("Memo").text = cleaned  # lxml raises ValueError for characters XML cannot carry
     assert all(ord(c) <= 0xFFFF for c in cleaned)
+
+
+@pytest.mark.parametrize(("major", "minor", "version"), [(13, 0, "13.0"), (14, 0, "13.0"), (16, 0, "16.0"),
+                                                        (17, 0, "16.0"), (12, 0, None)])
+def test_the_highest_supported_version_not_above_the_web_connectors_is_chosen(
+    major: int, minor: int, version: str | None
+) -> None:
+    assert choose_version(major, minor) == version
+
+
+def test_reference_queries_ask_for_every_name_the_postings_use(reference_dir: Path) -> None:
+    requests = reference_queries([bill("R1"), journal("R2")], "13.0")
+    asked = {rq.get("requestID"): sorted(el.text for el in rq.findall("FullName")) for rq in requests}
+    assert asked == {
+        "ref-account": ["Accounts Payable", "Meals", "Office Supplies", "Travel"],
+        "ref-vendor": ["Ann Smith"],
+        "ref-class": ["Sales"],
+        "ref-customer": ["Acme:Project X"],
+    }
+    assert_valid(reference_dir, build_message(requests, version="13.0"), "13.0")

@@ -214,6 +214,28 @@ def list_query(
     return rq
 
 
+def reference_queries(
+    postings: Iterable[PlannedPosting], version: str, *, request_id_prefix: str = "ref"
+) -> list[etree._Element]:
+    """One list query per list kind for every name the postings reference (the pre-send re-query).
+
+    RequestIDs are ``{prefix}-account``, ``{prefix}-vendor``, ``{prefix}-class``, ``{prefix}-customer``;
+    kinds with no name are left out.
+
+    Raises:
+        QbxmlError: an unsupported version or a name QuickBooks cannot hold.
+    """
+    wanted: dict[ListKind, set[str]] = {kind: set() for kind in _QUERY_RQ}
+    for posting in postings:
+        for kind, names in posting.references().items():
+            wanted[kind] |= names
+    return [
+        list_query(kind, names, f"{request_id_prefix}-{kind.value}", version)
+        for kind, names in wanted.items()
+        if names
+    ]
+
+
 def txn_query_by_ref(
     mode: PostingMode, ref_numbers: Sequence[str], request_id: str, version: str, *, include_line_items: bool = False
 ) -> etree._Element:

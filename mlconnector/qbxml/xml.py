@@ -60,6 +60,15 @@ def check_version(version: str) -> str:
     return version
 
 
+def choose_version(major: int, minor: int = 0) -> str | None:
+    """The highest qbXML version ml-connector supports that is at most what the Web Connector reports.
+
+    ``sendRequestXML`` passes ``qbXMLMajorVers``/``qbXMLMinorVers``; None means QuickBooks is too old.
+    """
+    fitting = [v for v in SUPPORTED_VERSIONS if tuple(int(p) for p in v.split(".")) <= (major, minor)]
+    return max(fitting, key=lambda v: tuple(int(p) for p in v.split(".")), default=None)
+
+
 def to_bytes(root: etree._Element, version: str) -> bytes:
     """Serialize a ``<QBXML>`` tree with the XML declaration and the ``<?qbxml version?>`` header.
 
