@@ -204,7 +204,21 @@ BEGIN
 END;
 """
 
-MIGRATIONS: Sequence[Migration] = (Migration("0001_initial_schema", INITIAL_SCHEMA),)
+# Reports planned with nothing to post (e.g. only company-card expenses, left out): remembered with the
+# fingerprint they were planned at, so an unchanged report is not planned (and noted) again on every pull.
+PLAN_SKIPS = """
+CREATE TABLE plan_skips (
+    report_id TEXT PRIMARY KEY REFERENCES reports(report_id) ON DELETE CASCADE,
+    fingerprint TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: Sequence[Migration] = (
+    Migration("0001_initial_schema", INITIAL_SCHEMA),
+    Migration("0003_plan_skips", PLAN_SKIPS),
+)
 
 BOOKKEEPING = """
 CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -172,6 +172,18 @@ class PlannedPosting:
             return sum((ln.amount for ln in self.lines), Decimal("0.00"))
         return sum((ln.amount for ln in self.lines if ln.side is Side.DEBIT), Decimal("0.00"))
 
+    @property
+    def expense_total(self) -> Decimal:
+        """The signed sum of the expenses this posting carries (refunds negative), balancing lines left out.
+
+        Summed over a report's postings it equals the report's posted expenses to the cent.
+        """
+        return sum(
+            (ln.amount if self.mode is PostingMode.BILL or ln.side is Side.DEBIT else -ln.amount
+             for ln in self.lines if ln.expense_id is not None),
+            Decimal("0.00"),
+        )
+
     def references(self) -> dict[ListKind, frozenset[str]]:
         """Every QuickBooks list name this posting refers to, by list, for the pre-send re-query."""
         accounts = {self.account, *(ln.account for ln in self.lines)}

@@ -30,4 +30,60 @@ def status_view(report: dict[str, Any]) -> RenderableType:
     table.add_column("Count", justify="right")
     for name, count in report["postings"].items():
         table.add_row(name, str(count))
-    return Group(*lines, table)
+    parts: list[RenderableType] = [*lines, table]
+    reports = report.get("reports")
+    if reports:
+        parts.append(Text(f"Reports queued: {reports['queued']}, blocked: {reports['blocked']}"))
+    reasons = report.get("blocked_reasons") or []
+    if reasons:
+        why = Table(title="Why reports are blocked", title_justify="left")
+        why.add_column("Reports", justify="right")
+        why.add_column("Reason and fix", overflow="fold")
+        for item in reasons:
+            why.add_row(str(item["reports"]), Text(item["reason"]))
+        parts.append(why)
+    return Group(*parts)
+
+
+def mappings_table(rows: list[dict[str, Any]]) -> RenderableType:
+    """The ``map list`` table."""
+    if not rows:
+        return Text("No mappings yet. Add one with: mlconnector map set KIND SOURCE TARGET")
+    table = Table(title="Mappings", title_justify="left")
+    for name in ("Kind", "Expensify", "QuickBooks", "Updated"):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(row["kind"], Text(row["source"]), Text(row["target"]), row["updated_at"][:19])
+    return table
+
+
+_HOW = {
+    "mapped": "mapped",
+    "mapped_unchecked": "mapped (QuickBooks list not fetched yet)",
+    "same_name": "same name in QuickBooks",
+    "same_name_unchecked": "same name, unchecked (QuickBooks list not fetched yet)",
+    "email_match": "vendor with this email",
+    "unresolved": "BLOCKS",
+}
+
+
+def mapping_check_view(check: dict[str, Any]) -> RenderableType:
+    """The ``map check`` screen: every name in use, how it resolves, and what blocks which reports."""
+    names = check["names"]
+    summary = Text(
+        f"{check['reports_checked']} unposted report(s) checked; {check['blocking']} name(s) block reports."
+        f" QuickBooks lists cached: {', '.join(check['lists_cached']) or 'none yet'}.",
+        style="red" if check["blocking"] else "green",
+    )
+    if not names:
+        return summary
+    table = Table(title_justify="left")
+    for name in ("Kind", "Expensify", "QuickBooks", "How", "Reports", "Fix"):
+        table.add_column(name, overflow="fold")
+    for n in names:
+        reports = ", ".join(n["reports"][:5]) + (f" +{len(n['reports']) - 5}" if len(n["reports"]) > 5 else "")
+        how = _HOW.get(n["how"], n["how"])
+        fix = f"{n['problem']}: {n['fix']}" if n["problem"] else ""
+        table.add_row(n["kind"], Text(n["source"]), Text(n["target"] or "—"),
+                      Text(how, style="red" if n["target"] is None else ""), reports, Text(fix))
+    return Group(summary, table)

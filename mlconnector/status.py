@@ -28,11 +28,45 @@ def collect_status(paths: Paths) -> dict[str, Any]:
             config["problems"] = [str(p) for p in exc.problems]
     state: dict[str, Any] = {"path": str(paths.state_file), "exists": paths.state_file.exists()}
     counts = dict.fromkeys((s.value for s in PostingState), 0)
+    reports = {"queued": 0, "blocked": 0}
+    reasons: list[dict[str, Any]] = []
     if state["exists"]:
         store = Store.open(paths.state_file)
         try:
             state["schema_version"] = store.schema_version()
             counts = {s.value: n for s, n in store.posting_counts().items()}
+            reports = report_counts(store)
+            reasons = top_blocked_reasons(store)
         finally:
             store.close()
-    return {"config": config, "state": state, "postings": counts, "log_dir": str(paths.log_dir)}
+    return {
+        "config": config, "state": state, "postings": counts, "log_dir": str(paths.log_dir),
+        "reports": reports, "blocked_reasons": reasons,
+    }
+
+
+def report_counts(store: Store) -> dict[str, int]:
+    """How many reports have a queued posting, and how many a blocked one."""
+    counts = {"queued": 0, "blocked": 0}
+    for state, count in store.conn.execute(
+        "SELECT state, COUNT(DISTINCT report_id) FROM postings WHERE state IN ('queued', 'blocked') GROUP BY state"
+    ):
+        counts[str(state)] = int(count)
+    return counts
+
+
+def top_blocked_reasons(store: Store, limit: int = 5) -> list[dict[str, Any]]:
+    """The commonest reasons reports are blocked, with how many reports each blocks (most first).
+
+    A blocked posting's reason holds one block per line, "location: reason — fix"; the location
+    (report, expense, field) is dropped so the same problem in many reports counts as one.
+    """
+    reports_by_reason: dict[str, set[str]] = {}
+    for report_id, reason in store.conn.execute(
+        "SELECT report_id, reason FROM postings WHERE state = 'blocked' AND reason IS NOT NULL"
+    ):
+        for line in str(reason).splitlines():
+            text = line.split(": ", 1)[1] if ": " in line else line
+            reports_by_reason.setdefault(text.strip(), set()).add(str(report_id))
+    ranked = sorted(reports_by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    return [{"reason": text, "reports": len(ids), "example": sorted(ids)[0]} for text, ids in ranked[:limit]]

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mlconnector.cli import app
+from mlconnector.migrations import MIGRATIONS
 from mlconnector.passwords import verify_password
 
 PASSWORD = "correct horse battery"
@@ -95,7 +96,7 @@ def test_status_json_reports_config_state_and_zero_counts(runner: CliRunner, hom
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["config"]["found"] and data["config"]["expensify_credentials"] is True
-    assert data["state"]["schema_version"] == "0001_initial_schema"
+    assert data["state"]["schema_version"] == MIGRATIONS[-1].name
     assert set(data["postings"].values()) == {0}
     assert "s3cr3t-value" not in result.output and "scrypt" not in result.output
 

@@ -1,0 +1,200 @@
+"""Mappings in the state file: the only way they change, each change audited in the same transaction.
+
+``set_mapping``, ``unset_mapping`` and ``import_mappings`` validate, write and append a
+``mapping_changed`` audit row (who, when, old, new) atomically. ``load_mappings`` compiles the
+stored rows and the cached QuickBooks lists (``qb_lists``, filled by the Web Connector server) into
+the pure :class:`~mlconnector.mapping.Mappings`.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from mlconnector.audit import AuditEvent
+from mlconnector.errors import NotFoundError, UserError
+from mlconnector.mapping import (
+    MAX_TARGET_LENGTH,
+    Mappings,
+    MappingKind,
+    QbLists,
+    QbRecord,
+    normalize_source,
+    storable,
+)
+from mlconnector.models import ListKind
+from mlconnector.store import Store
+
+KINDS = ", ".join(k.value for k in MappingKind)
+
+
+@dataclass(frozen=True)
+class MappingRow:
+    """One stored mapping."""
+
+    kind: MappingKind
+    source: str
+    target: str
+    updated_at: str = ""
+
+
+@dataclass(frozen=True)
+class MappingChange:
+    """What a change did: ``old``/``new`` are None when the mapping did not / does not exist."""
+
+    kind: MappingKind
+    source: str
+    old: str | None
+    new: str | None
+
+    @property
+    def changed(self) -> bool:
+        """False when the mapping already had this value."""
+        return self.old != self.new
+
+
+def parse_kind(kind: str) -> MappingKind:
+    """A mapping kind from user text.
+
+    Raises:
+        UserError: not one of category, class, customer, employee.
+    """
+    try:
+        return MappingKind(kind.strip().lower())
+    except ValueError:
+        raise UserError(f"unknown mapping kind {kind!r}", hint=f"use one of {KINDS}") from None
+
+
+def validate(kind: str | MappingKind, source: str, target: str) -> MappingRow:
+    """A mapping checked and normalized as it will be stored.
+
+    Raises:
+        UserError: unknown kind, empty source or target, an employee that is not an email, a target
+            longer than QuickBooks allows, or control characters.
+    """
+    mk = kind if isinstance(kind, MappingKind) else parse_kind(kind)
+    source = normalize_source(mk, unicodedata.normalize("NFC", source))
+    target = unicodedata.normalize("NFC", target).strip()
+    if not source:
+        raise UserError(f"the {mk} to map is empty")
+    if not target:
+        raise UserError(f"the QuickBooks name for {mk} {source!r} is empty", hint=f"to remove it: mlconnector map unset {mk} ...")
+    if mk is MappingKind.EMPLOYEE and "@" not in source:
+        raise UserError(f"employee {source!r} is not an email address", hint="employees are mapped by submitter email")
+    limit = MAX_TARGET_LENGTH[mk]
+    if len(target) > limit:
+        raise UserError(f"QuickBooks name {target[:40]!r}… is {len(target)} characters; a {mk} target allows {limit}")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in source):
+        raise UserError(f"{source!r} contains control characters")
+    if not storable(target):
+        raise UserError(f"QuickBooks name {target!r} contains control characters or characters QuickBooks cannot store")
+    return MappingRow(mk, source, target)
+
+
+def list_mappings(store: Store, kind: MappingKind | None = None) -> list[MappingRow]:
+    """Stored mappings, by kind then source."""
+    sql = "SELECT kind, source, target, updated_at FROM mappings"
+    params: tuple[str, ...] = ()
+    if kind is not None:
+        sql += " WHERE kind = ?"
+        params = (kind.value,)
+    rows = store.conn.execute(sql + " ORDER BY kind, source", params)
+    return [MappingRow(MappingKind(k), s, t, u) for k, s, t, u in rows if k in {m.value for m in MappingKind}]
+
+
+def _current(store: Store, kind: MappingKind, source: str) -> str | None:
+    row = store.conn.execute(
+        "SELECT target FROM mappings WHERE kind = ? AND source = ?", (kind.value, source)
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def _write(store: Store, row: MappingRow, actor: str) -> MappingChange:
+    old = _current(store, row.kind, row.source)
+    change = MappingChange(row.kind, row.source, old, row.target)
+    if not change.changed:
+        return change
+    store.conn.execute(
+        "INSERT INTO mappings (kind, source, target, updated_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT(kind, source) DO UPDATE SET target = excluded.target, updated_at = excluded.updated_at",
+        (row.kind.value, row.source, row.target, store.timestamp()),
+    )
+    _audit(store, change, actor)
+    return change
+
+
+def _audit(store: Store, change: MappingChange, actor: str) -> None:
+    store.audit.append(
+        AuditEvent.MAPPING_CHANGED, actor=actor,
+        detail={"kind": change.kind.value, "source": change.source, "old": change.old, "new": change.new},
+    )
+
+
+def set_mapping(store: Store, kind: str | MappingKind, source: str, target: str, *, actor: str) -> MappingChange:
+    """Map ``source`` to ``target`` (insert or replace), audited; a no-op when already so.
+
+    Raises:
+        UserError: the mapping is invalid (see :func:`validate`).
+    """
+    row = validate(kind, source, target)
+    with store.atomic():
+        return _write(store, row, actor)
+
+
+def unset_mapping(store: Store, kind: str | MappingKind, source: str, *, actor: str) -> MappingChange:
+    """Remove a mapping, audited.
+
+    Raises:
+        UserError: unknown kind.
+        NotFoundError: no such mapping.
+    """
+    mk = kind if isinstance(kind, MappingKind) else parse_kind(kind)
+    key = normalize_source(mk, unicodedata.normalize("NFC", source))
+    with store.atomic():
+        old = _current(store, mk, key)
+        if old is None:
+            raise NotFoundError(f"no {mk} mapping for {key!r}", hint=f"see mlconnector map list --kind {mk}")
+        store.conn.execute("DELETE FROM mappings WHERE kind = ? AND source = ?", (mk.value, key))
+        change = MappingChange(mk, key, old, None)
+        _audit(store, change, actor)
+        return change
+
+
+def import_mappings(store: Store, rows: Iterable[tuple[str, str, str]], *, actor: str) -> list[MappingChange]:
+    """Set many mappings in one transaction (all or none); existing mappings not in ``rows`` stay.
+
+    Raises:
+        UserError: a row is invalid (named by its number), or one source is given two targets.
+    """
+    checked: dict[tuple[MappingKind, str], MappingRow] = {}
+    for number, (kind, source, target) in enumerate(rows, start=1):
+        try:
+            row = validate(kind, source, target)
+        except UserError as exc:
+            raise UserError(f"row {number}: {exc}", hint=exc.hint) from None
+        previous = checked.get((row.kind, row.source))
+        if previous is not None and previous.target != row.target:
+            raise UserError(f"row {number}: {row.kind} {row.source!r} is mapped twice, to different names")
+        checked[(row.kind, row.source)] = row
+    with store.atomic():
+        return [_write(store, row, actor) for row in checked.values()]
+
+
+def cached_lists(store: Store) -> QbLists:
+    """The QuickBooks lists the Web Connector server cached in ``qb_lists``."""
+    records = []
+    for kind, full_name, is_active, email, list_id in store.conn.execute(
+        "SELECT kind, full_name, is_active, email, list_id FROM qb_lists"
+    ):
+        if kind in {k.value for k in ListKind}:
+            records.append(QbRecord(ListKind(kind), full_name, is_active is None or bool(is_active), email, list_id))
+    return QbLists.of(records)
+
+
+def load_mappings(store: Store, *, class_tag_level: int = 1, customer_tag_level: int = 2) -> Mappings:
+    """The stored mappings and cached lists, compiled for planning."""
+    rows = [(r.kind.value, r.source, r.target) for r in list_mappings(store)]
+    return Mappings.compile(
+        rows, cached_lists(store), class_tag_level=class_tag_level, customer_tag_level=customer_tag_level
+    )

@@ -1,0 +1,307 @@
+"""Planning services: stored reports + stored mappings → postings queued or blocked, with audit rows.
+
+- :func:`plan_and_queue` plans reports that have no posting yet (``pull`` calls it last).
+- :func:`replan_unsent` plans again reports whose postings QuickBooks has not seen (blocked, or
+  queued with a plan that changed); it runs after every mapping change.
+- :func:`check_mappings` lists every name that pulled, unposted reports use, how it resolves, and
+  the reports each unresolved name blocks (``map check``).
+
+Each report is written in its own transaction: its postings (or its block), the notes and the
+audit rows commit together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from mlconnector.audit import AuditEvent
+from mlconnector.config import Config, QuickBooksConfig
+from mlconnector.mapping import How, Mappings, MappingKind, normalize_source
+from mlconnector.mapping_store import load_mappings
+from mlconnector.models import Block, NonReimbursablePolicy, Plan, PostingMode, PostingState, Report
+from mlconnector.plan import PlanSettings, plan_report
+from mlconnector.postings import (
+    add_blocked_report,
+    add_posting,
+    delete_unsent_postings,
+    posting_to_json,
+    postings_for_report,
+)
+from mlconnector.reports import load_report, unplanned_report_ids
+from mlconnector.store import Store
+
+UNSENT = (PostingState.QUEUED, PostingState.BLOCKED)
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """What a planning run did, per report."""
+
+    queued: tuple[str, ...] = ()  # reports with postings queued
+    postings_queued: int = 0
+    blocked: tuple[Block, ...] = ()
+    notes: tuple[Block, ...] = ()
+    nothing_to_post: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()  # re-planned to the same result; left as they were
+
+    @property
+    def blocked_reports(self) -> tuple[str, ...]:
+        """Report IDs blocked, in order, once each."""
+        return tuple(dict.fromkeys(b.report_id for b in self.blocked))
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly view."""
+        return {
+            "queued": list(self.queued), "postings_queued": self.postings_queued,
+            "blocked": [_block_dict(b) for b in self.blocked], "blocked_reports": list(self.blocked_reports),
+            "notes": [_block_dict(b) for b in self.notes], "nothing_to_post": list(self.nothing_to_post),
+            "unchanged": list(self.unchanged),
+        }
+
+
+def _block_dict(block: Block) -> dict[str, Any]:
+    return {"report_id": block.report_id, "expense_id": block.expense_id, "field": block.field,
+            "reason": block.reason, "fix": block.fix}
+
+
+def settings_for(config: Config | QuickBooksConfig) -> PlanSettings:
+    """The plan settings from the ``[quickbooks]`` section."""
+    qb = config.quickbooks if isinstance(config, Config) else config
+    return PlanSettings(
+        mode=qb.mode, txn_date=qb.txn_date, ap_account=qb.ap_account,
+        journal_credit_account=qb.journal_credit_account, max_lines_per_txn=qb.max_lines_per_txn,
+        non_reimbursable=qb.non_reimbursable, card_account=qb.card_account,
+    )
+
+
+def mappings_for(store: Store, config: Config | QuickBooksConfig) -> Mappings:
+    """Stored mappings and cached lists, with the tag levels from the config."""
+    qb = config.quickbooks if isinstance(config, Config) else config
+    return load_mappings(store, class_tag_level=qb.class_tag_level, customer_tag_level=qb.customer_tag_level)
+
+
+def block_reason(blocks: Sequence[Block]) -> str:
+    """The text stored in ``postings.reason`` for a blocked report: one block per line."""
+    return "\n".join(str(b) for b in blocks)
+
+
+def reports_to_plan(store: Store) -> list[str]:
+    """Unplanned reports, minus those already found to have nothing to post (and unchanged since)."""
+    skipped = {
+        r[0] for r in store.conn.execute(
+            "SELECT s.report_id FROM plan_skips s JOIN reports r ON r.report_id = s.report_id"
+            " WHERE s.fingerprint = r.fingerprint"
+        )
+    }
+    return [rid for rid in unplanned_report_ids(store) if rid not in skipped]
+
+
+def plan_and_queue(
+    store: Store,
+    config: Config | QuickBooksConfig,
+    report_ids: Iterable[str] | None = None,
+    *,
+    today: dt.date,
+    actor: str = "plan",
+) -> PlanSummary:
+    """Plan reports with no posting yet and write them queued or blocked, with notes, in the audit.
+
+    ``report_ids=None`` plans every such report; given IDs that already have postings are left
+    alone (re-planning is :func:`replan_unsent`). ``today`` is the posting day.
+
+    Raises:
+        NotFoundError: a given report ID was never pulled.
+        StoreError: the state file cannot be written.
+    """
+    wanted = reports_to_plan(store)
+    if report_ids is not None:
+        chosen = list(dict.fromkeys(report_ids))
+        for rid in chosen:
+            load_report(store, rid)  # raises NotFoundError for an unknown ID
+        wanted = [rid for rid in chosen if rid in set(wanted)]
+    return _run(store, config, wanted, today=today, actor=actor, replace=False)
+
+
+def replan_unsent(
+    store: Store,
+    config: Config | QuickBooksConfig,
+    *,
+    today: dt.date,
+    actor: str,
+    why: str = "mappings changed",
+    report_ids: Iterable[str] | None = None,
+) -> PlanSummary:
+    """Plan again every report whose postings are all blocked or queued; keep those whose plan is unchanged.
+
+    Raises:
+        StoreError: the state file cannot be written.
+    """
+    candidates = _unsent_reports(store)
+    if report_ids is not None:
+        chosen = set(report_ids)
+        candidates = [rid for rid in candidates if rid in chosen]
+    return _run(store, config, candidates, today=today, actor=actor, replace=True, why=why)
+
+
+def _unsent_reports(store: Store) -> list[str]:
+    marks = ",".join("?" for _ in UNSENT)
+    rows = store.conn.execute(
+        "SELECT p.report_id FROM postings p JOIN reports r ON r.report_id = p.report_id"
+        " WHERE r.changed_after_posting = 0 GROUP BY p.report_id"
+        f" HAVING SUM(CASE WHEN p.state IN ({marks}) THEN 0 ELSE 1 END) = 0 ORDER BY p.report_id",
+        tuple(s.value for s in UNSENT),
+    )
+    return [r[0] for r in rows]
+
+
+def _run(
+    store: Store, config: Config | QuickBooksConfig, report_ids: Sequence[str], *, today: dt.date, actor: str,
+    replace: bool, why: str = "",
+) -> PlanSummary:
+    settings, mappings = settings_for(config), mappings_for(store, config)
+    queued: list[str] = []
+    blocked: list[Block] = []
+    notes: list[Block] = []
+    nothing: list[str] = []
+    unchanged: list[str] = []
+    count = 0
+    for rid in report_ids:
+        report = load_report(store, rid)
+        plan = plan_report(report, mappings, settings, posting_day=today)
+        if replace and _same_as_stored(store, report, plan):
+            unchanged.append(rid)
+            continue
+        with store.atomic():
+            if replace:
+                dropped = delete_unsent_postings(store, rid)
+                store.audit.append(AuditEvent.NOTE, actor=actor, report_id=rid,
+                                   detail={"replanned": why, "unsent_postings_dropped": dropped})
+            count += _write(store, report, plan, actor, settings.mode)
+        blocked.extend(plan.blocked)
+        notes.extend(plan.notes)
+        if plan.postings:
+            queued.append(rid)
+        elif not plan.blocked:
+            nothing.append(rid)
+    return PlanSummary(tuple(queued), count, tuple(blocked), tuple(notes), tuple(nothing), tuple(unchanged))
+
+
+def _write(store: Store, report: Report, plan: Plan, actor: str, mode: PostingMode) -> int:
+    fingerprint = report.fingerprint()
+    store.conn.execute("DELETE FROM plan_skips WHERE report_id = ?", (report.report_id,))
+    for note in plan.notes:
+        store.audit.append(AuditEvent.NOTE, actor=actor, report_id=report.report_id, detail=_block_dict(note))
+    if plan.blocked:
+        add_blocked_report(store, report.report_id, mode=mode, report_fingerprint=fingerprint,
+                           reason=block_reason(plan.blocked), actor=actor)
+        return 0
+    if not plan.postings:
+        reason = plan.notes[-1].reason if plan.notes else "nothing to post"
+        store.conn.execute(
+            "INSERT INTO plan_skips (report_id, fingerprint, reason, at) VALUES (?, ?, ?, ?)",
+            (report.report_id, fingerprint, reason, store.timestamp()),
+        )
+        return 0
+    for posting in plan.postings:
+        add_posting(store, posting, state=PostingState.QUEUED, report_fingerprint=fingerprint, actor=actor)
+    return len(plan.postings)
+
+
+def _same_as_stored(store: Store, report: Report, plan: Plan) -> bool:
+    records = postings_for_report(store, report.report_id)
+    if plan.blocked:
+        return (
+            len(records) == 1 and records[0].state is PostingState.BLOCKED and records[0].posting is None
+            and records[0].reason == block_reason(plan.blocked)
+        )
+    if not plan.postings or len(records) != len(plan.postings):
+        return False
+    return all(
+        r.state is PostingState.QUEUED and r.posting is not None and posting_to_json(r.posting) == posting_to_json(p)
+        for r, p in zip(records, plan.postings)
+    )
+
+
+# ------------------------------------------------------------------------------ map check
+
+
+@dataclass(frozen=True)
+class NameUse:
+    """One Expensify name that unposted reports use, how it resolves, and which reports use it."""
+
+    kind: MappingKind
+    source: str
+    target: str | None
+    how: How
+    problem: str
+    fix: str
+    reports: tuple[str, ...]
+
+    @property
+    def blocks(self) -> bool:
+        """True when the name stops its reports from being posted."""
+        return self.target is None
+
+
+@dataclass(frozen=True)
+class MappingCheck:
+    """Everything ``map check`` shows."""
+
+    names: tuple[NameUse, ...] = ()
+    reports_checked: int = 0
+    lists_cached: tuple[str, ...] = field(default=())
+
+    @property
+    def blocking(self) -> tuple[NameUse, ...]:
+        """The names that block at least one report."""
+        return tuple(n for n in self.names if n.blocks)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly view."""
+        return {
+            "reports_checked": self.reports_checked,
+            "lists_cached": list(self.lists_cached),
+            "blocking": len(self.blocking),
+            "names": [
+                {"kind": n.kind.value, "source": n.source, "target": n.target, "how": n.how.value,
+                 "problem": n.problem, "fix": n.fix, "reports": list(n.reports)}
+                for n in self.names
+            ],
+        }
+
+
+def _reports_not_seen_by_quickbooks(store: Store) -> list[str]:
+    return [
+        r[0] for r in store.conn.execute(
+            "SELECT report_id FROM reports r WHERE changed_after_posting = 0 AND NOT EXISTS ("
+            " SELECT 1 FROM postings p WHERE p.report_id = r.report_id AND p.state IN ('sent', 'in_doubt', 'posted'))"
+            " ORDER BY report_id"
+        )
+    ]
+
+
+def check_mappings(store: Store, config: Config | QuickBooksConfig) -> MappingCheck:
+    """Every category, tag and submitter that pulled, unposted reports use, resolved or explained.
+
+    Blocking names come first, then by kind and name.
+    """
+    mappings = mappings_for(store, config)
+    settings = settings_for(config)
+    found: dict[tuple[MappingKind, str], NameUse] = {}
+    report_ids = _reports_not_seen_by_quickbooks(store)
+    for rid in report_ids:
+        report = load_report(store, rid)
+        needs_vendor = any(e.reimbursable and e.amount != 0 for e in report.expenses)
+        if settings.non_reimbursable is NonReimbursablePolicy.EXCLUDE:
+            report = replace(report, expenses=tuple(e for e in report.expenses if e.reimbursable))
+        for resolved in mappings.names_used(report, needs_vendor=needs_vendor):
+            key = (resolved.kind, normalize_source(resolved.kind, resolved.source))
+            known = found.get(key)
+            reports = (known.reports if known else ()) + ((rid,) if not known or rid not in known.reports else ())
+            found[key] = NameUse(resolved.kind, resolved.source, resolved.target, resolved.how,
+                                 resolved.problem, resolved.fix, reports)
+    names = sorted(found.values(), key=lambda n: (not n.blocks, n.kind.value, n.source.casefold()))
+    return MappingCheck(tuple(names), len(report_ids), tuple(sorted(k.value for k in mappings.lists.cached)))
