@@ -215,9 +215,23 @@ CREATE TABLE plan_skips (
 );
 """
 
+# Which postings a stored qbXML message concerns: the writes it carries (with their requestIDs), the
+# in-doubt postings it checks, or the postings it verified (only those may be written that session).
+MESSAGE_ITEMS = """
+CREATE TABLE qbxml_message_items (
+    message_id INTEGER NOT NULL REFERENCES qbxml_messages(id),
+    posting_id INTEGER NOT NULL,
+    request_id TEXT,
+    verified INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (message_id, posting_id)
+);
+CREATE INDEX qbxml_message_items_posting ON qbxml_message_items(posting_id);
+"""
+
 MIGRATIONS: Sequence[Migration] = (
     Migration("0001_initial_schema", INITIAL_SCHEMA),
     Migration("0003_plan_skips", PLAN_SKIPS),
+    Migration("0005_qbxml_message_items", MESSAGE_ITEMS),
 )
 
 BOOKKEEPING = """
