@@ -441,7 +441,7 @@ class QbwcService:
 
     # ------------------------------------------------------------------- errors and endings
 
-    @_never_raises(lambda self, ticket, message: message)
+    @_never_raises(lambda self, ticket, message: str(message))
     def get_last_error(self, ticket: str) -> str:
         """``NoOp`` when QBWC should ask again in 5 s, else a sentence a person can act on."""
         with self.store.atomic():
