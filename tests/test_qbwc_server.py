@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,3 +272,22 @@ def test_a_fault_from_authenticate_is_logged_and_audited(env: Env) -> None:
     with pytest.raises(WebConnectorError, match="could not check this login"):
         env.wc().authenticate()
     assert env.store.audit.rows(event=AuditEvent.SESSION_ERROR)[-1].detail["call"] == "authenticate"
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
+def test_tls_with_a_certificate_and_key(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    store = Store.open(tmp_path / "state.db")
+    app = make_wsgi_app(lambda: QbwcService(store, ListWork(), settings()))
+    with running_server(app, certfile=str(cert), keyfile=str(key)) as srv:
+        assert srv.soap_url.startswith("https://")
+        wc = WebConnector(srv.soap_url, USER, PASSWORD, verify=str(cert))
+        assert wc.authenticate() == ["", "none"]
+        with pytest.raises(WebConnectorError):
+            WebConnector(srv.soap_url.replace("https", "http"), USER, PASSWORD, timeout=5).authenticate()
+    store.close()

@@ -257,6 +257,7 @@ def start_in_thread(app: WsgiApp, host: str = "127.0.0.1", port: int = 0, *, cer
                     keyfile: str | None = None) -> RunningServer:
     """Start ``app`` on a free loopback port in a background thread (tests, demo); call ``stop()``."""
     server = make_server(app, host, port, certfile=certfile, keyfile=keyfile, threads=4)
+    server.expiration_interval = 0.05  # stop() waits one interval; keep tests quick
     server.prepare()
     bound_host, bound_port = server.bind_addr[:2]
     thread = threading.Thread(target=server.serve, name="mlconnector-serve", daemon=True)
