@@ -26,6 +26,7 @@ import requests
 from lxml import etree
 
 from mlconnector.errors import MlConnectorError
+from mlconnector.sandbox.quickbooks import ProcessRequestError
 
 TNS = "http://developer.intuit.com/"
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -103,7 +104,7 @@ class WebConnector:
         url: the AppURL (``http://127.0.0.1:PORT/qbwc``).
         username, password: what the user typed into the Web Connector.
         quickbooks: turns a qbXML request into QuickBooks' qbXML response (the simulator's
-            ``process_request``); may raise nothing, answer errors as qbXML like QuickBooks does.
+            ``process_request``); raising :class:`ProcessRequestError` sends its hresult instead.
         hcp_response: the Host/Company/Preferences response sent with the first sendRequestXML.
         company_file: the file QuickBooks has open (sent when authenticate answers ``""``).
         noop_delay: seconds to wait after ``NoOp`` (QBWC waits 5; tests use 0).
@@ -292,13 +293,18 @@ class WebConnector:
                 note("receiveResponseXML")
                 progress = self.receive_response_xml(ticket, "", PARSE_ERROR_HRESULT, PARSE_ERROR_MESSAGE)
             else:
-                response = self._ask_quickbooks(request)
-                s.responses.append(response)
-                if faults.drop_response_on == rounds:
-                    s.stopped = "crashed"
-                    return s
-                note("receiveResponseXML")
-                progress = self.receive_response_xml(ticket, response)
+                try:
+                    response = self._ask_quickbooks(request)
+                except ProcessRequestError as failure:  # QuickBooks refused the whole request
+                    note("receiveResponseXML")
+                    progress = self.receive_response_xml(ticket, "", failure.hresult, failure.message)
+                else:
+                    s.responses.append(response)
+                    if faults.drop_response_on == rounds:
+                        s.stopped = "crashed"
+                        return s
+                    note("receiveResponseXML")
+                    progress = self.receive_response_xml(ticket, response)
             s.progress.append(progress)
             if progress < 0:
                 note("getLastError")
