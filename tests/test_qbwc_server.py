@@ -147,12 +147,50 @@ def test_the_wsdl_is_served_with_intuits_names_and_soap_actions(env: Env) -> Non
     assert address is not None and address.get("location") == env.srv.soap_url
 
 
-def test_zeep_can_use_the_served_wsdl_too(env: Env) -> None:
+def test_zeep_with_the_served_wsdl_calls_all_eleven_methods(env: Env) -> None:
     import zeep
 
-    client = zeep.Client(env.srv.soap_url + "?wsdl")
-    assert client.service.serverVersion().startswith("ml-connector")
-    assert client.service.interactiveDone("t") == "Done"
+    svc = zeep.Client(env.srv.soap_url + "?wsdl").service
+    assert svc.serverVersion().startswith("ml-connector")
+    assert (svc.clientVersion("2.3.0.215") or "") == ""
+    ticket, company = svc.authenticate(USER, PASSWORD)
+    assert company == COMPANY
+    assert svc.sendRequestXML(ticket, "<HCP/>", COMPANY, "US", 13, 0) == BILL
+    assert svc.receiveResponseXML(ticket, "<QBXML/>", "", "") == 100
+    assert svc.getLastError(ticket) == "No error."
+    assert svc.closeConnection(ticket).startswith("ml-connector:")
+    assert svc.connectionError(ticket, "0x80040401", "x") == "done"
+    assert (svc.getInteractiveURL(ticket, "{0}") or "") == ""
+    assert svc.interactiveDone(ticket) == "Done"
+    assert "interactive" in svc.interactiveRejected(ticket, "User declined")
+
+
+def test_every_answer_of_a_real_session_validates_against_intuits_schema(
+    env: Env, wsdl_schema: etree.XMLSchema
+) -> None:
+    wc = env.wc()
+    calls = [
+        ("serverVersion", []),
+        ("clientVersion", [("strVersion", "2.3.0.215")]),
+        ("authenticate", [("strUserName", USER), ("strPassword", PASSWORD)]),
+    ]
+    answers = {}
+    for method, params in calls:
+        answers[method] = body_child(wc.post(method, wc.envelope(method, params)).content)
+    ticket = answers["authenticate"][0][0].text
+    for method, params in [
+        ("sendRequestXML", [("ticket", ticket), ("strHCPResponse", "<HCP/>"), ("strCompanyFileName", COMPANY),
+                            ("qbXMLCountry", "US"), ("qbXMLMajorVers", 13), ("qbXMLMinorVers", 0)]),
+        ("receiveResponseXML", [("ticket", ticket), ("response", "<QBXML/>"), ("hresult", ""), ("message", "")]),
+        ("getLastError", [("ticket", ticket)]),
+        ("closeConnection", [("ticket", ticket)]),
+        ("connectionError", [("ticket", ticket), ("hresult", "0x80040408"), ("message", "x")]),
+    ]:
+        answers[method] = body_child(wc.post(method, wc.envelope(method, params)).content)
+    for method, answer in answers.items():
+        wsdl_schema.assertValid(answer)
+    assert answers["sendRequestXML"][0].text == BILL  # escaped on the wire, the same text after parsing
+    assert answers["receiveResponseXML"][0].text == "100"
 
 
 # ------------------------------------------------------------------------- handshake over HTTP

@@ -40,7 +40,7 @@ METHODS = (
 _In = Unicode(min_occurs=0)
 _Out = Unicode(min_occurs=0, nillable=False)
 _Int = Integer32(min_occurs=1, nillable=False)
-ArrayOfString = Array(Unicode(nillable=False), type_name="ArrayOfString")
+ArrayOfString = Array(Unicode(nillable=False), type_name="ArrayOfString").customize(nillable=False, min_occurs=0)
 
 _NS_WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
 _NS_WSDL = "http://schemas.xmlsoap.org/wsdl/"
