@@ -305,9 +305,17 @@ def test_connection_error_answers_done_and_records_why(db: Store, clock: Clock) 
     assert svc.authenticate(USER, PASSWORD)[1] == COMPANY  # not busy afterwards
 
 
-def test_close_connection_after_none_or_nvu_is_harmless(db: Store, clock: Clock) -> None:
-    svc = service(db, ListWork(), clock)
-    assert svc.close_connection("") == "ml-connector: nothing to do."
+def test_close_connection_after_none_nvu_or_busy_says_why_nothing_ran(db: Store, clock: Clock) -> None:
+    work = ListWork()
+    svc = service(db, work, clock)
+    svc.authenticate(USER, PASSWORD)
+    assert svc.close_connection("") == "ml-connector: nothing to post."
+    svc.authenticate(USER, "wrong")
+    assert "login refused" in svc.close_connection("")
+    work.queue.append(BILL)
+    svc.authenticate(USER, PASSWORD)
+    svc.authenticate(USER, PASSWORD)
+    assert "still running" in svc.close_connection("")
 
 
 def test_client_version_warns_on_an_old_web_connector_only(db: Store, clock: Clock) -> None:

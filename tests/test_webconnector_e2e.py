@@ -115,7 +115,8 @@ def test_no_work_and_bad_password_end_with_close_connection(tmp_path: Path, qb: 
         idle = connector(srv, qb).run()
         refused = WebConnector(srv.soap_url, USER, "wrong").run()
     assert (idle.auth_status, idle.stopped, idle.calls[-1]) == ("none", "none", "closeConnection")
-    assert idle.close_message == "ml-connector: nothing to do."
+    assert idle.close_message == "ml-connector: nothing to post."
+    assert refused.close_message and "login refused" in refused.close_message
     assert (refused.auth_status, refused.stopped) == ("nvu", "nvu") and qb.requests == []
 
 

@@ -59,6 +59,13 @@ SESSION_IDLE_TIMEOUT = dt.timedelta(minutes=30)
 # After this many consecutive "NoOp" answers the session ends instead of polling forever.
 MAX_NOOPS = 12
 
+# closeConnection("") follows an authenticate that opened no session; QBWC shows this in its status column.
+CLOSE_TEXT_WITHOUT_SESSION = {
+    "none": "ml-connector: nothing to post.",
+    "nvu": "ml-connector: login refused; check the user name and password entered in the Web Connector.",
+    "busy": "ml-connector: another update of this company file is still running; it will be tried again.",
+}
+
 HRESULT_HINTS = {
     "0x80040400": "QuickBooks could not parse the request ml-connector sent (a bug: send the log file)",
     "0x80040401": "the Web Connector could not reach QuickBooks: is QuickBooks installed and the company file available?",
@@ -92,8 +99,8 @@ LIVE_STATES = frozenset({SessionState.OPEN, SessionState.AWAITING, SessionState.
 class Work(Protocol):
     """What a session does with QuickBooks: the lead's posting logic implements this.
 
-    Call order within one session (``ticket`` identifies it; every call happens on the server's one
-    service thread at a time):
+    Call order within one session (``ticket`` identifies it; the server makes these calls one at a
+    time, never concurrently):
 
     1. ``authenticate``: ``on_session_lost(old_ticket)`` first, for every earlier session of the same
        company that was still awaiting an answer; then ``has_work()`` decides ``"none"`` vs a ticket.
@@ -188,10 +195,13 @@ def choose_qbxml_version(configured: str, major: int | None, minor: int | None) 
 T = TypeVar("T")
 
 
-def _never_raises(fallback: Callable[..., T]) -> Callable[[Callable[..., T]], Callable[..., T]]:
+def _never_raises(
+    fallback: Callable[..., T], *, takes_ticket: bool = True
+) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """Turn an unexpected exception into a logged, audited session error and the method's error answer.
 
     ``fallback(self, ticket, message)`` produces the answer; the message is what getLastError shows.
+    ``takes_ticket``: the method's first argument is the ticket.
     """
 
     def decorate(method: Callable[..., T]) -> Callable[..., T]:
@@ -200,7 +210,7 @@ def _never_raises(fallback: Callable[..., T]) -> Callable[[Callable[..., T]], Ca
             try:
                 return method(self, *args, **kwargs)
             except Exception as exc:
-                ticket = str(args[0]) if args and isinstance(args[0], str) else ""
+                ticket = str(args[0]) if takes_ticket and args and isinstance(args[0], str) else ""
                 text = self._record_exception(method.__name__, ticket, exc)
                 return fallback(self, ticket, text)
 
@@ -230,6 +240,8 @@ class QbwcService:
         self.work = work
         self.settings = settings
         self.now = now or store.now
+        # What the last ticket-less authenticate answered, for the closeConnection("") that follows it.
+        self._last_refusal = ""
 
     # ------------------------------------------------------------------ informational calls
 
@@ -237,7 +249,7 @@ class QbwcService:
         """Shown in QBWC's "More Information"."""
         return f"ml-connector {__version__}"
 
-    @_never_raises(lambda self, ticket, message: "")
+    @_never_raises(lambda self, ticket, message: "", takes_ticket=False)
     def client_version(self, version: str) -> str:
         """``""`` to go on; ``W:`` warning on a Web Connector older than :data:`MIN_CLIENT_VERSION`."""
         parsed = _parse_version(version or "")
@@ -267,6 +279,12 @@ class QbwcService:
             ) from exc
 
     def _authenticate(self, username: str, password: str) -> list[str]:
+        answer = self._authenticate_answer(username, password)
+        if not answer[0]:
+            self._last_refusal = answer[1]
+        return answer
+
+    def _authenticate_answer(self, username: str, password: str) -> list[str]:
         now = self.now()
         if self._locked_out(username, now):
             self._refuse_login(username, "too many failed attempts; wait and try again", now, count=False)
@@ -483,7 +501,9 @@ class QbwcService:
         with self.store.atomic():
             session = self._load(ticket)
             if session is None:
-                return "ml-connector: nothing to do." if not ticket else "ml-connector: session already ended."
+                if ticket:
+                    return "ml-connector: session already ended."
+                return CLOSE_TEXT_WITHOUT_SESSION.get(self._last_refusal, CLOSE_TEXT_WITHOUT_SESSION["none"])
             if not session.state.is_live:
                 return f"ml-connector: session already ended ({session.state.value})."
             now = self.now()
