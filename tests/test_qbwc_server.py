@@ -313,6 +313,9 @@ def test_a_fault_from_authenticate_is_logged_and_audited(env: Env) -> None:
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
+# The plain-HTTP probe makes cheroot drop a half-open TLS connection; on 3.13 its buffered writer then
+# complains while being garbage-collected. That is cheroot's cleanup, not a failure of ours.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_tls_with_a_certificate_and_key(tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(

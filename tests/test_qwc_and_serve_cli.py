@@ -129,3 +129,15 @@ def test_serve_answers_the_web_connector_and_stops_on_sigterm(runner: CliRunner,
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "Stopped." in out
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(runner: CliRunner) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--port", str(port)])
+    assert result.exit_code == 1, result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output and "--port" in result.output
