@@ -346,3 +346,20 @@ def test_sessions_survive_a_restart(tmp_path: object, clock: Clock) -> None:
     svc = QbwcService(second, work, settings(), now=clock)
     assert svc.receive_response_xml(ticket, "<QBXML/>", "", "") == 100
     second.close()
+
+
+def test_a_refusal_from_the_work_undoes_its_own_writes_but_keeps_the_session_record(db: Store, clock: Clock) -> None:
+    work = ListWork([BILL])
+
+    def write_then_refuse(ticket: str, response: str) -> int:
+        db.set_setting("work.half_done", "yes")
+        raise QbwcSessionError("Stopped on purpose.")
+
+    work.handle_response = write_then_refuse  # type: ignore[method-assign]
+    svc = service(db, work, clock)
+    ticket = svc.authenticate(USER, PASSWORD)[0]
+    svc.send_request_xml(ticket, "", COMPANY, "US", 13, 0)
+    assert svc.receive_response_xml(ticket, "<QBXML/>", "", "") == -1
+    assert db.get_setting("work.half_done") is None
+    assert svc.session(ticket).state is SessionState.FAILED  # type: ignore[union-attr]
+    assert svc.session(ticket).detail["responses"] == 1  # type: ignore[union-attr]

@@ -48,8 +48,9 @@ NOOP = "NoOp"
 # The qbXML versions ml-connector can write, lowest first (13.0 = QuickBooks 2014 and later).
 SUPPORTED_QBXML_VERSIONS = ("13.0", "16.0")
 
-# 2.1 is the oldest Web Connector still offered by Intuit for the QuickBooks versions that speak
-# qbXML 13.0 (QuickBooks 2014+); older builds predate the TLS 1.2 that hosted HTTPS needs.
+# Below 2.1 we warn (W:) but never refuse: 2.1.0.30 is the oldest Web Connector in the field logs that
+# QBWC.md quotes, older ones date from the 2009 Programmer's Guide and were never seen next to a
+# QuickBooks that speaks qbXML 13.0 (the lowest we write), and the calls we use did not change since.
 MIN_CLIENT_VERSION = (2, 1)
 
 # An answer we never saw the end of stays in doubt; QBWC itself gives up on a call after ~100 s, so
@@ -392,7 +393,8 @@ class QbwcService:
             if hcp_response:
                 detail["hcp_seen"] = True
             try:
-                request = self.work.next_request(ticket, version, hcp)
+                with self.store.atomic():  # a savepoint: a refusal undoes the work's own writes
+                    request = self.work.next_request(ticket, version, hcp)
             except QbwcSessionError as exc:
                 return self._fail(session, now, exc.message, result="")
             if request:
@@ -430,18 +432,17 @@ class QbwcService:
             detail = session.detail
             detail["responses"] = int(detail.get("responses", 0)) + 1
             session.state = SessionState.OPEN
+            if hresult:
+                detail["failures"] = int(detail.get("failures", 0)) + 1
+                self.store.audit.append(
+                    AuditEvent.SESSION_ERROR, actor=ACTOR,
+                    detail={"session": _ticket_ref(ticket), "call": "receiveResponseXML",
+                            "hresult": hresult, "message": message or "",
+                            "hint": HRESULT_HINTS.get(hresult.lower(), "")},
+                )
             try:
-                if hresult:
-                    detail["failures"] = int(detail.get("failures", 0)) + 1
-                    self.store.audit.append(
-                        AuditEvent.SESSION_ERROR, actor=ACTOR,
-                        detail={"session": _ticket_ref(ticket), "call": "receiveResponseXML",
-                                "hresult": hresult, "message": message or "",
-                                "hint": HRESULT_HINTS.get(hresult.lower(), "")},
-                    )
-                    progress = self.work.handle_failure(ticket, hresult, message or "")
-                else:
-                    progress = self.work.handle_response(ticket, response or "")
+                with self.store.atomic():  # a savepoint: a refusal undoes the work's own writes
+                    progress = self._deliver(ticket, response or "", hresult, message or "")
             except QbwcSessionError as exc:
                 return self._fail(session, now, exc.message, result=-1)
             progress = int(progress)
@@ -456,6 +457,11 @@ class QbwcService:
             detail["progress"] = progress
             self._save(session, now)
             return progress
+
+    def _deliver(self, ticket: str, response: str, hresult: str, message: str) -> int:
+        if hresult:
+            return self.work.handle_failure(ticket, hresult, message)
+        return self.work.handle_response(ticket, response)
 
     # ------------------------------------------------------------------- errors and endings
 
