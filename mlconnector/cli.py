@@ -448,6 +448,97 @@ def map_check(
         _console().print(mapping_check_view(check.as_dict()))
     if check.blocking:
         raise typer.Exit(ExitCode.PARTIAL)
+# -------------------------------------------------------------------------------------- serve
+
+
+@app.command()
+@_handle_errors
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to listen on (default: qbwc.host, 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port to listen on (default: qbwc.port, 8080).")] = None,
+    certfile: Annotated[
+        Path | None, typer.Option("--certfile", help="TLS certificate (PEM); serve HTTPS. Needs --keyfile.")
+    ] = None,
+    keyfile: Annotated[Path | None, typer.Option("--keyfile", help="TLS private key (PEM) for --certfile.")] = None,
+) -> None:
+    """Serve the QuickBooks Web Connector endpoint at /qbwc until Ctrl-C.
+
+    The WSDL is at /qbwc?wsdl and the support page at /support. Register it with the file from
+    mlconnector qwc.
+    """
+    from mlconnector.soap.server import make_wsgi_app
+    from mlconnector.soap.server import serve as run_server
+    from mlconnector.soap.session import QbwcService, SessionSettings
+    from mlconnector.soap.work import make_work
+
+    if bool(certfile) != bool(keyfile):
+        raise ConfigError([ConfigProblem("--certfile/--keyfile", "give both or neither", "pass both files for HTTPS")])
+    for option, file in (("--certfile", certfile), ("--keyfile", keyfile)):
+        if file is not None and not file.is_file():
+            raise ConfigError([ConfigProblem(option, f"{file} is not a file", "pass the PEM file's path")])
+    app_ctx = _ctx(ctx)
+    config = app_ctx.config()
+    username, password_hash = config.require_qbwc_login()
+    store = app_ctx.store()
+    settings = SessionSettings(
+        username=username,
+        password_hash=password_hash,
+        company_file=config.quickbooks.company_file,
+        max_qbxml_version=config.quickbooks.qbxml_version,
+    )
+    service = QbwcService(store, make_work(store, config), settings)
+    wsgi_app = make_wsgi_app(lambda: service)
+    out = _console()
+    bound_host = host or config.qbwc.host
+
+    def ready(url: str) -> None:
+        out.print(f"Serving the Web Connector at {url} (WSDL: {url}?wsdl). Ctrl-C stops.", markup=False)
+        if not certfile and bound_host not in ("127.0.0.1", "localhost", "::1"):
+            out.print("Note: plain HTTP on a non-loopback address; the Web Connector needs HTTPS there.",
+                      markup=False)
+
+    try:
+        run_server(wsgi_app, bound_host, port or config.qbwc.port,
+                   certfile=str(certfile) if certfile else None, keyfile=str(keyfile) if keyfile else None,
+                   on_ready=ready)
+    except OSError as exc:
+        raise RefusedError(f"cannot listen on {bound_host}:{port or config.qbwc.port}: {exc.strerror or exc}",
+                           hint="choose another --port or stop the program using it") from None
+    out.print("Stopped.", markup=False)
+
+
+# ---------------------------------------------------------------------------------------- qwc
+
+
+@app.command()
+@_handle_errors
+def qwc(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="The AppURL the Web Connector calls (default: qbwc.public_url, else localhost)."),
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", help="Where to write the .qwc file.")] = Path("mlconnector.qwc"),
+) -> None:
+    """Write the .qwc file that adds ml-connector to the QuickBooks Web Connector.
+
+    OwnerID and FileID are created once and kept in the state file, so the file can be written again
+    without the Web Connector treating it as a new application.
+    """
+    from mlconnector.qwc import write_qwc
+
+    app_ctx = _ctx(ctx)
+    config = app_ctx.config()
+    target = url or config.qbwc.public_url or f"http://localhost:{config.qbwc.port}/qbwc"
+    urls = write_qwc(app_ctx.store(), output, target, username=config.qbwc.username,
+                     run_every_minutes=config.qbwc.run_every_minutes)
+    out = _console()
+    out.print(f"Wrote {output} for {urls.app_url} (support page {urls.support_url}).", markup=False)
+    out.print("Next: open it with the QuickBooks Web Connector (Add an application), then enter the password.",
+              markup=False)
 
 
 def main() -> None:
