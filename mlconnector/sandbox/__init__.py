@@ -1,0 +1,1 @@
+"""Simulators of the outside systems, for tests, benchmarks and ``mlconnector demo``."""
