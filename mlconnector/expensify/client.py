@@ -62,16 +62,17 @@ def map_requests_error(exc: requests.RequestException) -> ExpensifyError:
 
 
 def _envelope(body: bytes) -> dict[str, Any] | None:
-    """The JSON error/success envelope in ``body``, if that is what it is."""
-    text = body.split(b"\n", 1)[0].strip()
-    if not text.startswith(b"{"):
+    """The JSON envelope in ``body``, if that is what it is (pretty-printed or on the first line)."""
+    if not body.lstrip().startswith(b"{"):
         return None
-    try:
-        data = json.loads(text)
-    except ValueError:
+    for text in (body, body.split(b"\n", 1)[0]):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and ("responseCode" in data or "responseMessage" in data):
+            return data
         return None
-    if isinstance(data, dict) and ("responseCode" in data or "responseMessage" in data):
-        return data
     return None
 
 
@@ -100,7 +101,7 @@ def _from_envelope(data: dict[str, Any], status: int) -> ExpensifyError:
                                   hint=AUTH_HINT)
     if code == 429 or "rate-limited" in lowered or "rate limited" in lowered:
         return ExpensifyRetriableError(f"Expensify rate-limited the request ({code}): {message}", response_code=code)
-    if code >= 500:
+    if 500 <= code < 600:
         return ExpensifyRetriableError(f"Expensify failed ({code}): {message}", response_code=code)
     if code in (400, 404, 410):
         return ExpensifyValidationError(f"Expensify rejected the request ({code}): {message}", response_code=code)

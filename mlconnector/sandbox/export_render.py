@@ -98,7 +98,9 @@ def render_export(reports: Iterable[Mapping[str, Any]]) -> Iterator[str]:
     count = 0
     for report in reports:
         count += 1
-        yield json.dumps(report_object(report), ensure_ascii=False, separators=(",", ":")) + "\n"
+        line = json.dumps(report_object(report), ensure_ascii=False, separators=(",", ":"))
+        # ?json_string escapes the Unicode line separators too; json.dumps leaves them raw.
+        yield line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029") + "\n"
     yield json.dumps({"end": True, "reports": count}, separators=(",", ":")) + "\n"
 
 
