@@ -100,7 +100,7 @@ def _from_envelope(data: dict[str, Any], status: int) -> ExpensifyError:
         return ExpensifyAuthError(f"Expensify refused the credentials ({code}): {message}", response_code=code,
                                   hint=AUTH_HINT)
     if code == 429 or "rate-limited" in lowered or "rate limited" in lowered:
-        return ExpensifyRetriableError(f"Expensify rate-limited the request ({code}): {message}", response_code=code)
+        return ExpensifyRetriableError(f"Expensify rate-limited the request ({code}): {message}", response_code=429)
     if 500 <= code < 600:
         return ExpensifyRetriableError(f"Expensify failed ({code}): {message}", response_code=code)
     if code in (400, 404, 410):
@@ -166,11 +166,17 @@ class RetryPolicy:
     base_delay: float = 2.0
     max_delay: float = 60.0
     jitter: float = 0.5
+    rate_limited_delay: float = 10.0
 
-    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
-        """Seconds to wait after failed try number ``attempt`` (1-based)."""
+    def delay(self, attempt: int, rand: Callable[[], float] = random.random, *, rate_limited: bool = False) -> float:
+        """Seconds to wait after failed try number ``attempt`` (1-based).
+
+        After a 429 the wait is at least ``rate_limited_delay``: a window is full (another process
+        may share the credentials), and the shortest window is 10 s, so a quick retry only burns a try.
+        """
         full = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
-        return full * (1 - self.jitter) + full * self.jitter * rand()
+        wait = full * (1 - self.jitter) + full * self.jitter * rand()
+        return max(wait, self.rate_limited_delay) if rate_limited else wait
 
 
 class RateLimiter:
@@ -330,7 +336,7 @@ class ExpensifyClient:
                 if attempt == self.retry.max_tries:
                     raise type(exc)(f"{exc.message} (after {attempt} tries)", response_code=exc.response_code,
                                     hint=exc.hint or "run mlconnector pull again later") from exc
-                delay = self.retry.delay(attempt, self._rand)
+                delay = self.retry.delay(attempt, self._rand, rate_limited=exc.response_code == 429)
                 log.info("Expensify try %d failed (%s); retrying in %.1f s", attempt, exc.message, delay)
                 self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover

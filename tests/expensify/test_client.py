@@ -107,6 +107,7 @@ def test_retry_delays_grow_exponentially_with_bounded_jitter() -> None:
     policy = RetryPolicy(base_delay=2.0, max_delay=20.0, jitter=0.5)
     assert [policy.delay(n, lambda: 0.0) for n in (1, 2, 3, 4, 5)] == [1.0, 2.0, 4.0, 8.0, 10.0]
     assert [policy.delay(n, lambda: 1.0) for n in (1, 2, 3, 4, 5)] == [2.0, 4.0, 8.0, 16.0, 20.0]
+    assert [policy.delay(n, lambda: 1.0, rate_limited=True) for n in (1, 4, 5)] == [10.0, 16.0, 20.0]
 
 
 def _max_in_window(times: list[float], period: float) -> int:
@@ -197,7 +198,10 @@ def test_retriable_failures_are_retried_with_backoff_then_succeed(
     name = make_client(sim, clock).export(JOB, export_template())
     assert name.endswith(".json")
     assert [r.job_type for r in sim.requests] == ["file"] * 3
-    assert clock.slept[:2] == [0.75, 1.5]  # base 1 s doubling, half of it jittered (rand = 0.5)
+    if kind.startswith("rate_limit"):
+        assert clock.slept[:2] == [10.0, 10.0]  # a full window is waited out
+    else:
+        assert clock.slept[:2] == [0.75, 1.5]  # base 1 s doubling, half of it jittered (rand = 0.5)
 
 
 def test_retries_give_up_after_the_policys_tries(sim: ExpensifySimulator, clock: FakeClock) -> None:
