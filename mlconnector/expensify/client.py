@@ -19,11 +19,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Protocol
 
 import requests
 
-from mlconnector.config import Secret
 from mlconnector.errors import (
     ExpensifyAuthError,
     ExpensifyError,
@@ -40,6 +39,23 @@ _HTML_TITLE = re.compile(rb"<(title|h1)[^>]*>(.*?)</\1>", re.IGNORECASE | re.DOT
 _HEAD_LIMIT = 64 * 1024
 CHUNK = 256 * 1024
 AUTH_HINT = "check expensify.partner_user_id and the secret (MLCONNECTOR_EXPENSIFY_SECRET)"
+
+
+class Revealable(Protocol):
+    """A secret that shows itself only when asked (``mlconnector.config.Secret``)."""
+
+    def reveal(self) -> str: ...
+
+
+class _Plain:
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
 
 
 class DownloadNotReady(ExpensifyRetriableError):
@@ -226,7 +242,7 @@ class ExpensifyClient:
 
     Args:
         partner_user_id: the partnerUserID.
-        secret: the partnerUserSecret (a ``Secret`` or text); registered for redaction.
+        secret: the partnerUserSecret (a ``config.Secret`` or text); registered for redaction.
         url: the one endpoint every job is posted to.
         session: the HTTP seam; tests pass their own, else a new ``requests.Session``.
         limiter, retry: pacing and retry policy (defaults: Expensify's documented limits, 5 tries).
@@ -237,7 +253,7 @@ class ExpensifyClient:
     def __init__(
         self,
         partner_user_id: str,
-        secret: Secret | str,
+        secret: Revealable | str,
         url: str,
         session: requests.Session | None = None,
         *,
@@ -252,7 +268,7 @@ class ExpensifyClient:
         max_poll_delay: float = 30.0,
     ) -> None:
         self._user = partner_user_id
-        self._secret = secret if isinstance(secret, Secret) else Secret(secret)
+        self._secret: Revealable = _Plain(secret) if isinstance(secret, str) else secret
         register_secret(self._secret.reveal())
         self.url = url
         self._own_session = session is None
