@@ -208,8 +208,10 @@ def pull_reports(
         _run_exports(store, client, config, summary, report_ids, report)
     except BaseException as exc:
         _fail_run(store, summary, exc)
+        log.info("pull %s failed: %s", summary.pull_id, redact_text(str(exc)))
         raise
     _finish_run(store, summary, today if default_windows else None)
+    log.info("pull %s finished (%s): %s", summary.pull_id, summary.result, summary.counts())
     return summary
 
 
