@@ -33,6 +33,20 @@ def collect_status(paths: Paths) -> dict[str, Any]:
         try:
             state["schema_version"] = store.schema_version()
             counts = {s.value: n for s, n in store.posting_counts().items()}
+            pulls = _pull_status(store)
         finally:
             store.close()
-    return {"config": config, "state": state, "postings": counts, "log_dir": str(paths.log_dir)}
+    else:
+        pulls = {"last_pull": None, "changed_after_posting": []}
+    return {"config": config, "state": state, "postings": counts, "log_dir": str(paths.log_dir), **pulls}
+
+
+def _pull_status(store: Store) -> dict[str, Any]:
+    """The last pull and the reports edited in Expensify after QuickBooks got them."""
+    row = store.conn.execute(
+        "SELECT id, started_at, finished_at, result, error FROM pulls ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    last = dict(zip(("id", "started_at", "finished_at", "result", "error"), row)) if row else None
+    changed = [r[0] for r in store.conn.execute(
+        "SELECT report_id FROM reports WHERE changed_after_posting = 1 ORDER BY report_id")]
+    return {"last_pull": last, "changed_after_posting": changed}

@@ -150,3 +150,19 @@ def test_progress_bars_draw_on_a_terminal_and_stay_silent_otherwise() -> None:
     with _PullProgress(Console(file=quiet), False) as bars:
         bars("export", 1, 1)
     assert quiet.getvalue() == ""
+
+
+def test_status_shows_the_last_pull_and_reports_changed_after_posting(
+    runner: CliRunner, configured: dict[str, str], home: Path
+) -> None:
+    assert runner.invoke(app, ["pull"], env=configured).exit_code == 0
+    from mlconnector.store import Store
+
+    store = Store.open(home / "state.db")
+    store.conn.execute("UPDATE reports SET changed_after_posting = 1 WHERE rowid = 1")
+    flagged = store.conn.execute("SELECT report_id FROM reports WHERE rowid = 1").fetchone()[0]
+    store.close()
+    data = json.loads(runner.invoke(app, ["status", "--json"], env=configured).output)
+    assert data["last_pull"]["result"] == "ok" and data["changed_after_posting"] == [flagged]
+    text = runner.invoke(app, ["status"], env=configured).output
+    assert "Last pull: ok" in text and flagged in text
