@@ -140,7 +140,8 @@ def export_windows(
     ``--since``/``--until`` give date windows. Otherwise, after a successful pull less than a year
     ago, two jobs: ``approvedAfter`` the day before it (``startDate`` filters on created/submitted,
     so a report created long ago and approved since would be missed), plus a date window from that
-    day (reports closed without an approval step). The first pull starts at ``expensify.start_date``.
+    day (reports closed without an approval step). The first pull, and ``--until`` alone, start at
+    ``expensify.start_date``; after more than a year without a pull, date windows from the last one.
 
     Raises:
         UserError: ``--since`` is after ``--until``.
@@ -151,15 +152,17 @@ def export_windows(
         if since > end:
             raise UserError(f"--since {since} is after --until {end}")
         return split_range(since, end)
-    if until is None and last_day is not None and (today - last_day).days < MAX_WINDOW_DAYS:
+    if until is None and last_day is not None:
         anchor = last_day - dt.timedelta(days=1)
-        return [ExportWindow(approved_after=anchor), ExportWindow(start=anchor, end=today)]
-    start = last_day or start_date
+        if (today - anchor).days < MAX_WINDOW_DAYS:
+            return [ExportWindow(approved_after=anchor), ExportWindow(start=anchor, end=today)]
+        return split_range(anchor, today)  # a long gap: approvedAfter would need an endDate anyway
+    start = start_date or last_day
     if start is None:
         raise ConfigError([ConfigProblem("expensify.start_date", "missing for the first pull",
                                          "set it in config.toml, or pass --since YYYY-MM-DD")])
     if start > end:
-        raise UserError(f"the pull would start at {start}, after its end {end}", hint="pass --since and --until")
+        raise UserError(f"the pull would start at {start}, after its end {end}", hint="pass --since as well")
     return split_range(start, end)
 
 
@@ -185,7 +188,7 @@ def pull_reports(
         ConfigError, UserError: no start date, or a bad range.
         StoreError: the state file could not be written.
     """
-    report = progress or _no_progress
+    notify = progress or _no_progress
     settings = config.expensify
     summary = PullSummary(dry_run=dry_run)
     today = store.now().date()
@@ -199,13 +202,13 @@ def pull_reports(
             start_date=settings.start_date, today=today,
         )
     if dry_run:
-        _run_exports(store, client, config, summary, report_ids, report)
+        _run_exports(store, client, config, summary, report_ids, notify)
         return summary
     summary.pull_id = _start_run(store, summary, report_ids)
     try:
         if settings.mark_exported:
-            _stamp_posted(store, client, settings.export_label, summary, report)
-        _run_exports(store, client, config, summary, report_ids, report)
+            _stamp_posted(store, client, settings.export_label, summary, notify)
+        _run_exports(store, client, config, summary, report_ids, notify)
     except BaseException as exc:
         _fail_run(store, summary, exc)
         log.info("pull %s failed: %s", summary.pull_id, redact_text(str(exc)))

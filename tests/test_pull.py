@@ -347,5 +347,10 @@ def test_windows_come_from_options_then_the_last_pull_then_the_config() -> None:
         ExportWindow(approved_after=dt.date(2026, 10, 31)), ExportWindow(dt.date(2026, 10, 31), today)]
     assert export_windows(since=None, until=None, last_day=None, start_date=dt.date(2026, 1, 1), today=today) == [
         ExportWindow(dt.date(2026, 1, 1), today)]
+    assert export_windows(since=None, until=None, last_day=dt.date(2025, 1, 10), start_date=None, today=today) == [
+        ExportWindow(dt.date(2025, 1, 9), dt.date(2026, 1, 8)), ExportWindow(dt.date(2026, 1, 9), today)]
+    assert export_windows(since=None, until=dt.date(2026, 6, 30), last_day=dt.date(2026, 11, 1),
+                          start_date=dt.date(2026, 1, 1), today=today) == [
+        ExportWindow(dt.date(2026, 1, 1), dt.date(2026, 6, 30))]
     with pytest.raises(ConfigError, match="expensify.start_date: missing for the first pull"):
         export_windows(since=None, until=None, last_day=None, start_date=None, today=today)
