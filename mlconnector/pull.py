@@ -31,7 +31,14 @@ from typing import IO, Any
 
 from mlconnector.audit import AuditEvent
 from mlconnector.config import Config
-from mlconnector.errors import ConfigError, ConfigProblem, ExpensifyRetriableError, ExpensifyValidationError, StoreError, UserError
+from mlconnector.errors import (
+    ConfigError,
+    ConfigProblem,
+    ExpensifyRetriableError,
+    ExpensifyValidationError,
+    StoreError,
+    UserError,
+)
 from mlconnector.expensify import jobs
 from mlconnector.expensify.client import ExpensifyClient
 from mlconnector.expensify.parse import InvalidReport, iter_export
