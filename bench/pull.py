@@ -73,7 +73,8 @@ def main() -> int:
             summary = pull_reports(store, client, config, until=dt.date(2026, 12, 31))
             wall = time.perf_counter() - began
             heap = tracemalloc.get_traced_memory()[1] / 2**20 if args.tracemalloc else None
-            stored = store.conn.execute("SELECT (SELECT COUNT(*) FROM reports), (SELECT COUNT(*) FROM expenses)").fetchone()
+            stored = store.conn.execute(
+                "SELECT (SELECT COUNT(*) FROM reports), (SELECT COUNT(*) FROM expenses)").fetchone()
             size = sum(p.stat().st_size for p in Path(tmp).glob("state.db*")) / 2**20
             client.close()
             store.close()

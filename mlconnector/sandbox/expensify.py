@@ -218,8 +218,10 @@ class ExpensifySimulator:
         except ValueError:
             return 500, "text/html;charset=utf-8", TOMCAT_500.format(what="JSONObject").encode()
         creds = job.get("credentials") or {}
-        if creds.get("partnerUserID") != self.partner_user_id or creds.get("partnerUserSecret") != self.partner_user_secret:
-            return 200, "text/plain;charset=utf-8", _env("Authentication error: wrong partnerUserID or partnerUserSecret", 401)
+        given = (creds.get("partnerUserID"), creds.get("partnerUserSecret"))
+        if given != (self.partner_user_id, self.partner_user_secret):
+            message = "Authentication error: wrong partnerUserID or partnerUserSecret"
+            return 200, "text/plain;charset=utf-8", _env(message, 401)
         kind = job.get("type")
         if kind == "file":
             return self._export(job, form.get("template"))

@@ -57,9 +57,11 @@ def demo_report(number: int, expenses: int = 5, *, rng: random.Random | None = N
             cents = -rng.randint(100, 5_000)  # a refund
         total += cents
         items.append({
-            "transactionID": str(rng.randint(10**15, 10**19)), "created": (created + dt.timedelta(days=k % 5)).isoformat(),
+            "transactionID": str(rng.randint(10**15, 10**19)),
+            "created": (created + dt.timedelta(days=k % 5)).isoformat(),
             "merchant": rng.choice(_MERCHANTS), "amount": cents, "modifiedAmount": 0, "currency": "USD",
-            "category": rng.choice(_CATEGORIES), "tag": rng.choice(_TAGS), "comment": rng.choice(("", "client visit", "line1\nline2")),
+            "category": rng.choice(_CATEGORIES), "tag": rng.choice(_TAGS),
+            "comment": rng.choice(("", "client visit", "line1\nline2")),
             "reimbursable": rng.random() < 0.85, "billable": rng.random() < 0.2,
         })
     return {
