@@ -344,10 +344,12 @@ def _day(value: datetime | None) -> date | None:
 def pull(
     ctx: typer.Context,
     since: Annotated[
-        datetime | None, typer.Option("--since", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="Export reports from this day (YYYY-MM-DD).")
+        datetime | None,
+        typer.Option("--since", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="Export reports from this day."),
     ] = None,
     until: Annotated[
-        datetime | None, typer.Option("--until", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="Export reports up to this day (YYYY-MM-DD).")
+        datetime | None,
+        typer.Option("--until", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="Export reports up to this day."),
     ] = None,
     report: Annotated[
         list[str] | None, typer.Option("--report", metavar="ID", help="Pull only this report ID (repeat for several).")
