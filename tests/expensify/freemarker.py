@@ -9,6 +9,7 @@ without ``?c`` would show a decimal comma and break the JSON.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -103,6 +104,6 @@ def render(template: str, reports: list[dict[str, Any]], workdir: Path) -> str:
     (workdir / "template.ftl").write_text(template, encoding="utf-8")
     subprocess.run(["javac", "-encoding", "UTF-8", "-cp", jar, "Runner.java"], cwd=workdir, check=True,
                    capture_output=True, text=True)
-    subprocess.run(["java", "-cp", f".:{jar}", "Runner", "template.ftl", "out.txt"], cwd=workdir, check=True,
+    subprocess.run(["java", "-cp", os.pathsep.join((".", jar)), "Runner", "template.ftl", "out.txt"], cwd=workdir, check=True,
                    capture_output=True, text=True)
     return (workdir / "out.txt").read_text(encoding="utf-8")
