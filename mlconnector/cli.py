@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from mlconnector.config import Config
+    from mlconnector.expensify.client import ExpensifyClient
     from mlconnector.store import Store
 
 log = logging.getLogger("mlconnector.cli")
@@ -539,6 +541,121 @@ def qwc(
     out.print(f"Wrote {output} for {urls.app_url} (support page {urls.support_url}).", markup=False)
     out.print("Next: open it with the QuickBooks Web Connector (Add an application), then enter the password.",
               markup=False)
+
+
+# --------------------------------------------------------------------------------------- pull
+
+
+def _expensify_client(config: Config) -> ExpensifyClient:
+    from mlconnector.expensify.client import ExpensifyClient
+
+    user, secret = config.require_expensify_credentials()
+    return ExpensifyClient(user, secret, config.expensify.url)
+
+
+class _PullProgress:
+    """Rich bars per stage on a terminal; nothing at all otherwise (Task Scheduler logs stay clean)."""
+
+    LABELS = {"stamp": "Stamping posted reports", "export": "Exporting", "download": "Downloading",
+              "parse": "Parsing", "store": "Storing"}
+
+    def __init__(self, console: Console, enabled: bool) -> None:
+        self.progress: Any = None
+        self.tasks: dict[str, Any] = {}
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     console=console, transient=True)
+
+    def __enter__(self) -> _PullProgress:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __call__(self, stage: str, completed: int, total: int | None) -> None:
+        if self.progress is None:
+            return
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(self.LABELS.get(stage, stage), total=total)
+        self.progress.update(self.tasks[stage], completed=completed, total=total)
+
+
+def _day(value: datetime | None) -> date | None:
+    return value.date() if value is not None else None
+
+
+@app.command()
+@_handle_errors
+def pull(
+    ctx: typer.Context,
+    since: Annotated[
+        datetime | None,
+        typer.Option("--since", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="Export reports from this day."),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option("--until", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="Export reports up to this day."),
+    ] = None,
+    report: Annotated[
+        list[str] | None, typer.Option("--report", metavar="ID", help="Pull only this report ID (repeat for several).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Export, parse and validate, but store and stamp nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Export approved and closed reports from Expensify and store them in the state file.
+
+    First stamps reports QuickBooks has accepted as exported in Expensify (unless
+    expensify.mark_exported is false). Exits 4 when some reports were invalid.
+    """
+    from mlconnector.locking import exclusive
+    from mlconnector.pull import pull_reports
+
+    app_ctx = _ctx(ctx)
+    config = app_ctx.config()
+    client = _expensify_client(config)
+    out = _console()
+    with exclusive(app_ctx.paths.lock_file), client, _PullProgress(out, out.is_terminal and not as_json) as bars:
+        summary = pull_reports(
+            app_ctx.store(), client, config, since=_day(since), until=_day(until), report_ids=tuple(report or ()),
+            dry_run=dry_run, progress=bars,
+        )
+    data = summary.as_dict()
+    if as_json:
+        _print_json(data)
+    else:
+        from mlconnector.render_pull import pull_summary_view
+
+        out.print(pull_summary_view(data))
+    if summary.invalid:
+        raise typer.Exit(ExitCode.PARTIAL)
+
+
+@map_app.command("refresh")
+@_handle_errors
+def map_refresh(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """Fetch each policy's categories, tags and employees from Expensify into the state file."""
+    from mlconnector.policy_lists import refresh_policy_lists
+
+    app_ctx = _ctx(ctx)
+    config = app_ctx.config()
+    with _expensify_client(config) as client:
+        summary = refresh_policy_lists(app_ctx.store(), client, config)
+    if as_json:
+        _print_json(summary.as_dict())
+        return
+    from mlconnector.render_pull import lists_view
+
+    _console().print(lists_view(summary.as_dict()))
 
 
 def main() -> None:

@@ -25,6 +25,14 @@ def status_view(report: dict[str, Any]) -> RenderableType:
         lines.append(Text(f"State file: {state['path']} (schema {state.get('schema_version')})"))
     else:
         lines.append(Text(f"State file: not created yet at {state['path']} (run mlconnector init)", style="yellow"))
+    last = report.get("last_pull")
+    if last:
+        when = last["finished_at"] or last["started_at"]
+        lines.append(Text(f"Last pull: {last['result'] or 'running'} at {when}"
+                          + (f" ({last['error']})" if last.get("error") else "")))
+    if report.get("changed_after_posting"):
+        lines.append(Text("Changed in Expensify after posting (check QuickBooks by hand): "
+                          + ", ".join(report["changed_after_posting"]), style="yellow"))
     table = Table(title="Postings", title_justify="left")
     table.add_column("State")
     table.add_column("Count", justify="right")

@@ -37,11 +37,14 @@ def collect_status(paths: Paths) -> dict[str, Any]:
             counts = {s.value: n for s, n in store.posting_counts().items()}
             reports = report_counts(store)
             reasons = top_blocked_reasons(store)
+            pulls = _pull_status(store)
         finally:
             store.close()
+    else:
+        pulls = {"last_pull": None, "changed_after_posting": []}
     return {
         "config": config, "state": state, "postings": counts, "log_dir": str(paths.log_dir),
-        "reports": reports, "blocked_reasons": reasons,
+        "reports": reports, "blocked_reasons": reasons, **pulls,
     }
 
 
@@ -70,3 +73,14 @@ def top_blocked_reasons(store: Store, limit: int = 5) -> list[dict[str, Any]]:
             reports_by_reason.setdefault(text.strip(), set()).add(str(report_id))
     ranked = sorted(reports_by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     return [{"reason": text, "reports": len(ids), "example": sorted(ids)[0]} for text, ids in ranked[:limit]]
+
+
+def _pull_status(store: Store) -> dict[str, Any]:
+    """The last pull and the reports edited in Expensify after QuickBooks got them."""
+    row = store.conn.execute(
+        "SELECT id, started_at, finished_at, result, error FROM pulls ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    last = dict(zip(("id", "started_at", "finished_at", "result", "error"), row)) if row else None
+    changed = [r[0] for r in store.conn.execute(
+        "SELECT report_id FROM reports WHERE changed_after_posting = 1 ORDER BY report_id")]
+    return {"last_pull": last, "changed_after_posting": changed}

@@ -20,17 +20,24 @@ FORBIDDEN = {
     "mapping": {"store", "audit", "cli", "expensify", "soap", "sandbox", "config"},
     "plan": {"store", "audit", "cli", "expensify", "soap", "sandbox", "config"},
     "qbxml": {"store", "audit", "expensify", "soap", "cli", "sandbox"},
-    "expensify": {"store", "qbxml", "soap", "cli"},
+    "expensify": {"store", "qbxml", "soap", "cli", "config", "audit", "reports", "pull", "sandbox"},
     "migrations": {"*"},
     "audit": {"store", "cli"},
     "store": {"expensify", "qbxml", "soap", "cli", "sandbox"},
     "config": {"store", "expensify", "qbxml", "soap", "cli"},
     "render": {"store", "cli"},
+    "render_pull": {"store", "cli", "expensify", "pull"},
+    "pull": {"cli", "soap", "qbxml", "sandbox"},
+    "policy_lists": {"cli", "soap", "qbxml", "sandbox", "pull"},
+    "sandbox": {"store", "audit", "reports", "pull", "cli", "soap", "qbxml"},
 }
 THIRD_PARTY_FORBIDDEN = {
     "mapping": {"sqlite3", "requests", "lxml", "spyne", "typer", "rich"},
     "plan": {"sqlite3", "requests", "lxml", "spyne", "typer", "rich"},
     "models": {"sqlite3", "requests", "lxml", "spyne", "typer", "rich"},
+    # Services leave HTTP to the expensify package and rendering to the CLI.
+    "pull": {"requests", "typer", "rich"},
+    "policy_lists": {"requests", "typer", "rich"},
 }
 
 

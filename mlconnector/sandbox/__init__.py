@@ -1,1 +1,1 @@
-"""Simulators of the outside systems (QuickBooks, the Web Connector) for tests and `mlconnector demo`."""
+"""Simulators of the outside systems, for tests, benchmarks and ``mlconnector demo``."""

@@ -1,0 +1,402 @@
+"""The Integration Server client: one endpoint, one answer classifier, one retry policy, one limiter.
+
+Every job is a form POST of ``requestJobDescription`` (strict JSON) plus, for exports, a sibling
+``template`` field (EXPENSIFY.md §1). Expensify reports most failures in a JSON envelope at HTTP 200,
+answers an export with a bare file name and a download with raw bytes, so the HTTP status alone says
+little: :func:`classify` looks at status, body and what the job should return, and is the only
+place that decides between success, retriable and fatal. ``requests`` exceptions are translated
+here (:func:`map_requests_error`) and never leave the package. The secret is registered with
+``mlconnector.redact`` and never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any, Literal, Protocol
+
+import requests
+
+from mlconnector.errors import (
+    ExpensifyAuthError,
+    ExpensifyError,
+    ExpensifyRetriableError,
+    ExpensifyValidationError,
+)
+from mlconnector.redact import redact_text, register_secret
+
+log = logging.getLogger("mlconnector.expensify")
+
+Expect = Literal["filename", "json", "file"]
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*\.[A-Za-z0-9]+(,[A-Za-z0-9][A-Za-z0-9_.\-]*\.[A-Za-z0-9]+)*")
+_HTML_TITLE = re.compile(rb"<(title|h1)[^>]*>(.*?)</\1>", re.IGNORECASE | re.DOTALL)
+_HEAD_LIMIT = 64 * 1024
+CHUNK = 256 * 1024
+AUTH_HINT = "check expensify.partner_user_id and the secret (MLCONNECTOR_EXPENSIFY_SECRET)"
+
+
+class Revealable(Protocol):
+    """A secret that shows itself only when asked (``mlconnector.config.Secret``)."""
+
+    def reveal(self) -> str: ...
+
+
+class _Plain:
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+
+class DownloadNotReady(ExpensifyRetriableError):
+    """The export file is not written yet (an empty body, or "File not found" for a fresh name)."""
+
+
+def map_requests_error(exc: requests.RequestException) -> ExpensifyError:
+    """The ml-connector error for a ``requests`` failure (network trouble is retriable)."""
+    detail = redact_text(str(exc))[:200]
+    if isinstance(exc, requests.Timeout):
+        return ExpensifyRetriableError(f"Expensify did not answer in time ({detail})")
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+        return ExpensifyRetriableError(f"the answer from Expensify was cut off ({detail})")
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidSchema, requests.exceptions.URLRequired)):
+        return ExpensifyError(f"the Expensify URL is not usable ({detail})", hint="check expensify.url")
+    if isinstance(exc, requests.ConnectionError):
+        return ExpensifyRetriableError(f"cannot reach Expensify ({detail})", hint="check the network")
+    return ExpensifyError(f"the request to Expensify failed ({type(exc).__name__}: {detail})")
+
+
+def _envelope(body: bytes) -> dict[str, Any] | None:
+    """The JSON envelope in ``body``, if that is what it is (pretty-printed or on the first line)."""
+    if not body.lstrip().startswith(b"{"):
+        return None
+    for text in (body, body.split(b"\n", 1)[0]):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and ("responseCode" in data or "responseMessage" in data):
+            return data
+        return None
+    return None
+
+
+def _is_html(content_type: str, body: bytes) -> bool:
+    head = body[:512].lstrip().lower()
+    return "html" in content_type.lower() or head.startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
+
+
+def _html_error(status: int, body: bytes) -> ExpensifyError:
+    match = _HTML_TITLE.search(body[:_HEAD_LIMIT])
+    title = re.sub(r"\s+", " ", match.group(2).decode("utf-8", "replace")).strip() if match else "no title"
+    message = f"Expensify answered with an HTML error page (HTTP {status}: {redact_text(title)[:160]})"
+    if status in (502, 503, 504):  # a proxy in front of Expensify: passes on its own
+        return ExpensifyRetriableError(message, response_code=status)
+    # Tomcat's pages ("HTTP Status 500 - JSONObject") mean the request itself was not understood.
+    return ExpensifyError(message, response_code=status, hint="this is likely a bug in ml-connector; see the log")
+
+
+def _from_envelope(data: dict[str, Any], status: int) -> ExpensifyError:
+    message = redact_text(str(data.get("responseMessage") or "no message"))[:300]
+    code = data.get("responseCode")
+    code = code if isinstance(code, int) else status
+    lowered = message.lower()
+    if code in (401, 403) or "authenticat" in lowered or "not authorized" in lowered:
+        return ExpensifyAuthError(f"Expensify refused the credentials ({code}): {message}", response_code=code,
+                                  hint=AUTH_HINT)
+    if code == 429 or "rate-limited" in lowered or "rate limited" in lowered:
+        return ExpensifyRetriableError(f"Expensify rate-limited the request ({code}): {message}", response_code=429)
+    if 500 <= code < 600:
+        return ExpensifyRetriableError(f"Expensify failed ({code}): {message}", response_code=code)
+    if code in (400, 404, 410):
+        return ExpensifyValidationError(f"Expensify rejected the request ({code}): {message}", response_code=code)
+    return ExpensifyError(f"Expensify answered {code}: {message}", response_code=code)
+
+
+def classify(status: int, content_type: str, body: bytes, *, expect: Expect) -> Any:
+    """Decide what one answer means; the only place that does.
+
+    ``body`` is the whole body, or for ``expect="file"`` the start of it. Returns the file name
+    (``"filename"``), the decoded object (``"json"``) or None (``"file"``: the body is the file).
+
+    Raises:
+        ExpensifyAuthError: 401/403 or an authentication envelope.
+        ExpensifyValidationError: 400/404/410 (status or envelope), with Expensify's message.
+        ExpensifyRetriableError: 429, 5xx, a proxy's error page; DownloadNotReady for a file not ready.
+        ExpensifyError: an HTML error page, or an answer of the wrong shape.
+    """
+    if status in (401, 403):
+        return _raise(ExpensifyAuthError(f"Expensify refused the credentials (HTTP {status})",
+                                         response_code=status, hint=AUTH_HINT))
+    if status == 429:
+        return _raise(ExpensifyRetriableError("Expensify rate-limited the request (HTTP 429)", response_code=429))
+    if _is_html(content_type, body):
+        return _raise(_html_error(status, body))
+    envelope = _envelope(body)
+    if envelope is not None:
+        code = envelope.get("responseCode")
+        if expect == "json" and code in (200, 207) and status < 400:
+            return envelope
+        if expect == "file" and code is None and "not found" in str(envelope.get("responseMessage", "")).lower():
+            return _raise(DownloadNotReady("the export file is not ready yet"))
+        return _raise(_from_envelope(envelope, status))
+    if status >= 500:
+        return _raise(ExpensifyRetriableError(f"Expensify failed (HTTP {status})", response_code=status))
+    if status >= 400:
+        return _raise(ExpensifyValidationError(f"Expensify rejected the request (HTTP {status})", response_code=status))
+    text = body.decode("utf-8", "replace").strip()
+    if expect == "file":
+        if not text:
+            return _raise(DownloadNotReady("the export file is not ready yet"))
+        return None
+    if expect == "filename" and _FILE_NAME.fullmatch(text):
+        return text
+    what = "a file name" if expect == "filename" else "JSON"
+    return _raise(ExpensifyError(f"Expensify answered with something other than {what}: {redact_text(text[:80])!r}"))
+
+
+def _raise(error: ExpensifyError) -> Any:
+    raise error
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry a retriable failure (never auth or validation errors).
+
+    The delay before try ``n + 1`` is ``base_delay * 2**(n - 1)`` capped at ``max_delay``, of which
+    the ``jitter`` fraction is random, so that several clients do not retry in step.
+    """
+
+    max_tries: int = 5
+    base_delay: float = 2.0
+    max_delay: float = 60.0
+    jitter: float = 0.5
+    rate_limited_delay: float = 10.0
+
+    def delay(self, attempt: int, rand: Callable[[], float] = random.random, *, rate_limited: bool = False) -> float:
+        """Seconds to wait after failed try number ``attempt`` (1-based).
+
+        After a 429 the wait is at least ``rate_limited_delay``: a window is full (another process
+        may share the credentials), and the shortest window is 10 s, so a quick retry only burns a try.
+        """
+        full = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+        wait = full * (1 - self.jitter) + full * self.jitter * rand()
+        return max(wait, self.rate_limited_delay) if rate_limited else wait
+
+
+class RateLimiter:
+    """Client-side pacing that keeps every window: by default 5 requests per 10 s and 20 per 60 s.
+
+    ``acquire()`` blocks (through the injected ``sleep``) until a request may start without
+    exceeding any window, then records it. ``margin`` keeps a little slack for clock differences.
+    """
+
+    def __init__(
+        self,
+        windows: tuple[tuple[int, float], ...] = ((5, 10.0), (20, 60.0)),
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        margin: float = 0.05,
+    ) -> None:
+        self.windows = windows
+        self._clock = clock
+        self._sleep = sleep
+        self._margin = margin
+        self._sent: deque[float] = deque(maxlen=max(limit for limit, _ in windows))
+
+    def wait_time(self, now: float) -> float:
+        """Seconds until a request may start at ``now`` (0 when it may start at once)."""
+        wait = 0.0
+        sent = list(self._sent)
+        for limit, period in self.windows:
+            recent = [t for t in sent if t > now - period]
+            if len(recent) >= limit:
+                wait = max(wait, recent[-limit] + period - now + self._margin)
+        return wait
+
+    def acquire(self) -> None:
+        """Wait for a free slot in every window and take it."""
+        while True:
+            now = self._clock()
+            wait = self.wait_time(now)
+            if wait <= 0:
+                self._sent.append(now)
+                return
+            self._sleep(wait)
+
+
+class ExpensifyClient:
+    """Talks to the Integration Server.
+
+    Args:
+        partner_user_id: the partnerUserID.
+        secret: the partnerUserSecret (a ``config.Secret`` or text); registered for redaction.
+        url: the one endpoint every job is posted to.
+        session: the HTTP seam; tests pass their own, else a new ``requests.Session``.
+        limiter, retry: pacing and retry policy (defaults: Expensify's documented limits, 5 tries).
+        sleep, clock, rand: injected time and randomness (tests make time fast).
+        max_polls, poll_delay, max_poll_delay: how long to wait for an export file to be ready.
+    """
+
+    def __init__(
+        self,
+        partner_user_id: str,
+        secret: Revealable | str,
+        url: str,
+        session: requests.Session | None = None,
+        *,
+        limiter: RateLimiter | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+        timeout: tuple[float, float] = (15.0, 240.0),
+        max_polls: int = 30,
+        poll_delay: float = 2.0,
+        max_poll_delay: float = 30.0,
+    ) -> None:
+        self._user = partner_user_id
+        self._secret: Revealable = _Plain(secret) if isinstance(secret, str) else secret
+        register_secret(self._secret.reveal())
+        self.url = url
+        self._own_session = session is None
+        self._session = session or requests.Session()
+        self._sleep = sleep
+        self.limiter = limiter or RateLimiter(clock=clock, sleep=sleep)
+        self.retry = retry or RetryPolicy()
+        self._rand = rand
+        self._timeout = timeout
+        self.max_polls = max_polls
+        self.poll_delay = poll_delay
+        self.max_poll_delay = max_poll_delay
+
+    def close(self) -> None:
+        """Close the HTTP session if this client created it."""
+        if self._own_session:
+            self._session.close()
+
+    def __enter__(self) -> ExpensifyClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------------- public jobs
+
+    def export(self, job: dict[str, Any], template: str) -> str:
+        """Submit an export job; returns the bare file name Expensify answers with."""
+        return str(self._call(self._form(job, template), "filename"))
+
+    def get(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Run a getter job; returns the decoded answer (``responseCode`` 200)."""
+        result: dict[str, Any] = self._call(self._form(job, None), "json")
+        return result
+
+    def download(self, file_name: str, dest: IO[bytes], *, on_bytes: Callable[[int], None] | None = None) -> int:
+        """Poll the Downloader until the export file is ready and write it to ``dest``; returns its size.
+
+        Raises:
+            ExpensifyRetriableError: the file was still not ready after ``max_polls`` polls.
+        """
+        from mlconnector.expensify.jobs import download_job
+
+        form = self._form(download_job(file_name), None)
+        waited = 0.0
+        for poll in range(1, self.max_polls + 1):
+            try:
+                size: int = self._call(form, "file", dest=dest, on_bytes=on_bytes)
+                return size
+            except DownloadNotReady:
+                if poll == self.max_polls:
+                    break
+                delay = min(self.max_poll_delay, self.poll_delay * 1.5 ** (poll - 1))
+                log.debug("export %s not ready (poll %d); waiting %.1f s", file_name, poll, delay)
+                self._sleep(delay)
+                waited += delay
+        raise ExpensifyRetriableError(
+            f"the export file {file_name} was not ready after {self.max_polls} polls ({waited:.0f} s)",
+            hint="Expensify may be busy; run mlconnector pull again later",
+        )
+
+    # ------------------------------------------------------------------------------- plumbing
+
+    def _form(self, job: dict[str, Any], template: str | None) -> dict[str, str]:
+        credentials = {"partnerUserID": self._user, "partnerUserSecret": self._secret.reveal()}
+        form = {"requestJobDescription": json.dumps({**job, "credentials": credentials}, separators=(",", ":"))}
+        if template is not None:
+            form["template"] = template  # its own field: nested in the JSON it is "No Template Submitted"
+        return form
+
+    def _call(self, form: dict[str, str], expect: Expect, *, dest: IO[bytes] | None = None,
+              on_bytes: Callable[[int], None] | None = None) -> Any:
+        """Send once per try under the limiter; retry retriable failures per the policy."""
+        for attempt in range(1, self.retry.max_tries + 1):
+            self.limiter.acquire()
+            try:
+                return self._once(form, expect, dest, on_bytes)
+            except DownloadNotReady:
+                raise
+            except ExpensifyRetriableError as exc:
+                if attempt == self.retry.max_tries:
+                    raise type(exc)(f"{exc.message} (after {attempt} tries)", response_code=exc.response_code,
+                                    hint=exc.hint or "run mlconnector pull again later") from exc
+                delay = self.retry.delay(attempt, self._rand, rate_limited=exc.response_code == 429)
+                log.info("Expensify try %d failed (%s); retrying in %.1f s", attempt, exc.message, delay)
+                self._sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _once(self, form: dict[str, str], expect: Expect, dest: IO[bytes] | None,
+              on_bytes: Callable[[int], None] | None) -> Any:
+        try:
+            with self._session.post(self.url, data=form, timeout=self._timeout, stream=expect == "file") as response:
+                if expect != "file":
+                    return classify(response.status_code, response.headers.get("Content-Type", ""),
+                                    response.content, expect=expect)
+                assert dest is not None
+                return self._stream(response, dest, on_bytes)
+        except requests.RequestException as exc:
+            raise map_requests_error(exc) from exc
+
+    def _stream(self, response: requests.Response, dest: IO[bytes],
+                on_bytes: Callable[[int], None] | None) -> int:
+        chunks = response.iter_content(CHUNK)
+        head = _read_head(chunks)
+        classify(response.status_code, response.headers.get("Content-Type", ""), head, expect="file")
+        dest.seek(0)
+        dest.truncate()
+        size = 0
+        for chunk in _chain(head, chunks):
+            dest.write(chunk)
+            size += len(chunk)
+            if on_bytes:
+                on_bytes(len(chunk))
+        dest.flush()
+        return size
+
+
+def _read_head(chunks: Iterator[bytes]) -> bytes:
+    """The start of a body: up to the first newline or 64 KiB, enough to recognise an envelope."""
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if b"\n" in head or len(head) >= _HEAD_LIMIT:
+            break
+    return head
+
+
+def _chain(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if head:
+        yield head
+    yield from rest

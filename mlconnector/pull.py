@@ -1,0 +1,411 @@
+"""``mlconnector pull`` as a service: stamp what QuickBooks accepted, export, download, parse, store.
+
+No printing here: progress goes to an optional callback and the result is a :class:`PullSummary`.
+
+Order of a pull, and why:
+
+1. Stamp reports whose postings are all ``posted`` and that were not stamped yet, with the
+   configured label (a small export job on ``reportIDList`` with ``markAsExported``). Stamping is
+   the only write to Expensify and it cannot be undone, so it happens only for reports QuickBooks
+   has accepted — never as part of the main export.
+2. Export with ``markedAsExported = <label>`` (already-stamped reports are skipped server side) and
+   no ``onFinish``; download the whole file to a temporary file (polling until it is ready) and
+   check its trailer *before* storing anything, so a download that fails or never becomes ready
+   leaves nothing half-stored.
+3. Parse the file line by line (constant memory) and store each report in its own transaction
+   through ``reports.save_report``, which owns the new/unchanged/changed rules and audit rows.
+
+The run is recorded in the ``pulls`` table and the audit log. Planning is not done here: the
+summary carries the IDs of reports stored new or changed, for the planner.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from mlconnector.audit import AuditEvent
+from mlconnector.config import Config
+from mlconnector.errors import (
+    ConfigError,
+    ConfigProblem,
+    ExpensifyRetriableError,
+    ExpensifyValidationError,
+    StoreError,
+    UserError,
+)
+from mlconnector.expensify import jobs
+from mlconnector.expensify.client import ExpensifyClient
+from mlconnector.expensify.parse import InvalidReport, iter_export
+from mlconnector.expensify.template import export_template, stamp_template
+from mlconnector.models import PostingState, Report
+from mlconnector.redact import redact_text
+from mlconnector.reports import SEEN_BY_QUICKBOOKS, SaveOutcome, save_report
+from mlconnector.store import Store
+
+log = logging.getLogger("mlconnector.pull")
+
+LAST_PULL_SETTING = "pull.last_success_day"
+MAX_WINDOW_DAYS = 365  # Expensify refuses date ranges longer than a year
+STAMP_BATCH = 200
+ACTOR = "pull"
+
+Progress = Callable[[str, int, "int | None"], None]
+"""``progress(stage, completed, total)``; stages: stamp, export, download, parse, store."""
+
+
+def _no_progress(stage: str, completed: int, total: int | None) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class ExportWindow:
+    """The filters of one export job (dates inclusive)."""
+
+    start: dt.date | None = None
+    end: dt.date | None = None
+    approved_after: dt.date | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        """JSON view: only the bounds that are set."""
+        names = {"start": self.start, "end": self.end, "approved_after": self.approved_after}
+        return {k: v.isoformat() for k, v in names.items() if v is not None}
+
+
+@dataclass
+class PullSummary:
+    """What one pull did, by report ID. ``invalid`` carries each reason."""
+
+    dry_run: bool = False
+    pull_id: int | None = None
+    windows: list[ExportWindow] = field(default_factory=list)
+    new: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    changed_after_posting: list[str] = field(default_factory=list)
+    invalid: list[InvalidReport] = field(default_factory=list)
+    stamped: list[str] = field(default_factory=list)
+    stamp_error: str | None = None
+
+    @property
+    def stored_report_ids(self) -> list[str]:
+        """Reports stored new or changed in this pull: the ones to (re)plan."""
+        return [*self.new, *self.changed]
+
+    @property
+    def result(self) -> str:
+        """``ok``, or ``partial`` when some reports were invalid."""
+        return "partial" if self.invalid else "ok"
+
+    def counts(self) -> dict[str, int]:
+        """How many reports fell in each group."""
+        return {
+            "new": len(self.new), "unchanged": len(self.unchanged), "changed": len(self.changed),
+            "changed_after_posting": len(self.changed_after_posting), "invalid": len(self.invalid),
+            "stamped": len(self.stamped),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``pull --json`` (keys are only ever added)."""
+        return {
+            "result": self.result, "dry_run": self.dry_run, "pull_id": self.pull_id,
+            "windows": [w.as_dict() for w in self.windows], "counts": self.counts(),
+            "new": self.new, "unchanged": self.unchanged, "changed": self.changed,
+            "changed_after_posting": self.changed_after_posting,
+            "invalid": [{"report_id": i.report_id, "reason": i.reason} for i in self.invalid],
+            "stamped": self.stamped, "stamp_error": self.stamp_error,
+        }
+
+    def _record(self, outcome: SaveOutcome, report_id: str) -> None:
+        {
+            SaveOutcome.NEW: self.new, SaveOutcome.UNCHANGED: self.unchanged, SaveOutcome.CHANGED: self.changed,
+            SaveOutcome.CHANGED_AFTER_POSTING: self.changed_after_posting,
+        }[outcome].append(report_id)
+
+
+def split_range(start: dt.date, end: dt.date) -> list[ExportWindow]:
+    """Cut ``start..end`` (inclusive) into consecutive windows of at most a year."""
+    windows = []
+    while start <= end:
+        stop = min(end, start + dt.timedelta(days=MAX_WINDOW_DAYS - 1))
+        windows.append(ExportWindow(start=start, end=stop))
+        start = stop + dt.timedelta(days=1)
+    return windows
+
+
+def export_windows(
+    *, since: dt.date | None, until: dt.date | None, last_day: dt.date | None, start_date: dt.date | None,
+    today: dt.date,
+) -> list[ExportWindow]:
+    """The export jobs of a pull.
+
+    ``--since``/``--until`` give date windows. Otherwise, after a successful pull less than a year
+    ago, two jobs: ``approvedAfter`` the day before it (``startDate`` filters on created/submitted,
+    so a report created long ago and approved since would be missed), plus a date window from that
+    day (reports closed without an approval step). The first pull, and ``--until`` alone, start at
+    ``expensify.start_date``; after more than a year without a pull, date windows from the last one.
+
+    Raises:
+        UserError: ``--since`` is after ``--until``.
+        ConfigError: there is no start: no ``--since``, no earlier pull and no ``expensify.start_date``.
+    """
+    end = until or today
+    if since is not None:
+        if since > end:
+            raise UserError(f"--since {since} is after --until {end}")
+        return split_range(since, end)
+    if until is None and last_day is not None:
+        anchor = last_day - dt.timedelta(days=1)
+        if (today - anchor).days < MAX_WINDOW_DAYS:
+            return [ExportWindow(approved_after=anchor), ExportWindow(start=anchor, end=today)]
+        return split_range(anchor, today)  # a long gap: approvedAfter would need an endDate anyway
+    start = start_date or last_day
+    if start is None:
+        raise ConfigError([ConfigProblem("expensify.start_date", "missing for the first pull",
+                                         "set it in config.toml, or pass --since YYYY-MM-DD")])
+    if start > end:
+        raise UserError(f"the pull would start at {start}, after its end {end}", hint="pass --since as well")
+    return split_range(start, end)
+
+
+def pull_reports(
+    store: Store,
+    client: ExpensifyClient,
+    config: Config,
+    *,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    report_ids: tuple[str, ...] | list[str] = (),
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> PullSummary:
+    """Pull approved and closed reports from Expensify into the state file.
+
+    With ``dry_run`` the export runs with ``test: "true"``, reports are parsed and validated and
+    compared with the state file, and nothing is stored or stamped.
+
+    Raises:
+        ExpensifyError: Expensify failed (the pull is recorded as failed; complete reports already
+            stored stay stored, no report is ever half-stored).
+        ConfigError, UserError: no start date, or a bad range.
+        StoreError: the state file could not be written.
+    """
+    notify = progress or _no_progress
+    settings = config.expensify
+    summary = PullSummary(dry_run=dry_run)
+    today = store.now().date()
+    last = store.get_setting(LAST_PULL_SETTING)
+    default_windows = not (since or until or report_ids)
+    if report_ids:
+        summary.windows = [ExportWindow()]
+    else:
+        summary.windows = export_windows(
+            since=since, until=until, last_day=dt.date.fromisoformat(last) if last else None,
+            start_date=settings.start_date, today=today,
+        )
+    if dry_run:
+        _run_exports(store, client, config, summary, report_ids, notify)
+        return summary
+    summary.pull_id = _start_run(store, summary, report_ids)
+    try:
+        if settings.mark_exported:
+            _stamp_posted(store, client, settings.export_label, summary, notify)
+        _run_exports(store, client, config, summary, report_ids, notify)
+    except BaseException as exc:
+        _fail_run(store, summary, exc)
+        log.info("pull %s failed: %s", summary.pull_id, redact_text(str(exc)))
+        raise
+    _finish_run(store, summary, today if default_windows else None)
+    log.info("pull %s finished (%s): %s", summary.pull_id, summary.result, summary.counts())
+    return summary
+
+
+# ------------------------------------------------------------------------------- the exports
+
+
+def _jobs(config: Config, summary: PullSummary, report_ids: tuple[str, ...] | list[str]) -> Iterator[dict[str, Any]]:
+    e = config.expensify
+    common: dict[str, Any] = {
+        "report_states": e.report_states, "policy_ids": e.policy_ids, "not_marked_as": e.export_label,
+        "test": summary.dry_run,
+    }
+    if report_ids:
+        # Asked for by ID: export them even if stamped already, so a user can re-check one.
+        yield jobs.export_job(report_ids=tuple(report_ids), report_states=e.report_states, test=summary.dry_run)
+        return
+    for w in summary.windows:
+        yield jobs.export_job(start_date=w.start, end_date=w.end, approved_after=w.approved_after, **common)
+
+
+def _run_exports(store: Store, client: ExpensifyClient, config: Config, summary: PullSummary,
+                 report_ids: tuple[str, ...] | list[str], progress: Progress) -> None:
+    all_jobs = list(_jobs(config, summary, report_ids))
+    seen: set[str] = set()
+    for n, job in enumerate(all_jobs, 1):
+        progress("export", n - 1, len(all_jobs))
+        file_name = client.export(job, export_template())
+        progress("export", n, len(all_jobs))
+        with tempfile.TemporaryFile(prefix="mlconnector-export-") as tmp:
+            received = 0
+
+            def on_bytes(size: int) -> None:
+                nonlocal received
+                received += size
+                progress("download", received, None)
+
+            client.download(file_name, tmp, on_bytes=on_bytes)
+            total = _check_complete(tmp, file_name)
+            tmp.seek(0)
+            _store_all(store, tmp, total, summary, seen, progress)
+
+
+def _check_complete(tmp: IO[bytes], file_name: str) -> int:
+    """The number of reports in a downloaded export, after checking its trailer; nothing is stored yet.
+
+    Raises:
+        ExpensifyRetriableError: the file is truncated (no trailer, or a count that does not match).
+    """
+    tmp.seek(0)
+    lines = 0
+    last = b""
+    for line in tmp:
+        if line.strip():
+            lines += 1
+            last = line
+    try:
+        trailer = json.loads(last) if last else None
+    except ValueError:
+        trailer = None
+    if not (isinstance(trailer, dict) and trailer.get("end") is True and trailer.get("reports") == lines - 1):
+        raise ExpensifyRetriableError(f"the export file {file_name} is incomplete (no matching trailer line)",
+                                      hint="run mlconnector pull again")
+    return lines - 1
+
+
+def _store_all(store: Store, tmp: IO[bytes], total: int, summary: PullSummary, seen: set[str],
+               progress: Progress) -> None:
+    done = 0
+    for item in iter_export(tmp):
+        done += 1
+        progress("parse", done, total)
+        if item.report_id and item.report_id in seen:
+            continue  # the same report from a second, overlapping job of this pull
+        seen.add(item.report_id)
+        if isinstance(item, InvalidReport):
+            summary.invalid.append(item)
+            if not summary.dry_run:
+                with store.atomic():
+                    store.audit.append(AuditEvent.INVALID, actor=ACTOR, report_id=item.report_id or None,
+                                       detail={"reason": item.reason})
+        elif summary.dry_run:
+            summary._record(_preview(store, item), item.report_id)
+        else:
+            summary._record(save_report(store, item, actor=ACTOR), item.report_id)
+        progress("store", done, total)
+
+
+def _preview(store: Store, report: Report) -> SaveOutcome:
+    """What ``save_report`` would do, read-only (for ``--dry-run``)."""
+    row = store.conn.execute(
+        "SELECT fingerprint FROM reports WHERE report_id = ?", (report.report_id,)
+    ).fetchone()
+    if row is None:
+        return SaveOutcome.NEW
+    if row[0] == report.fingerprint():
+        return SaveOutcome.UNCHANGED
+    marks = ",".join("?" for _ in SEEN_BY_QUICKBOOKS)
+    seen = store.conn.execute(
+        f"SELECT 1 FROM postings WHERE report_id = ? AND state IN ({marks}) LIMIT 1",
+        (report.report_id, *SEEN_BY_QUICKBOOKS),
+    ).fetchone()
+    return SaveOutcome.CHANGED_AFTER_POSTING if seen else SaveOutcome.CHANGED
+
+
+# ------------------------------------------------------------------------------ stamping
+
+
+def reports_to_stamp(store: Store) -> list[str]:
+    """Reports QuickBooks has accepted in full (every posting ``posted``) and not stamped yet."""
+    return [
+        row[0]
+        for row in store.conn.execute(
+            "SELECT r.report_id FROM reports r WHERE r.exported_stamped_at IS NULL"
+            " AND EXISTS (SELECT 1 FROM postings p WHERE p.report_id = r.report_id)"
+            " AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.report_id = r.report_id AND p.state != ?)"
+            " ORDER BY r.report_id",
+            (PostingState.POSTED.value,),
+        )
+    ]
+
+
+def _stamp_posted(store: Store, client: ExpensifyClient, label: str, summary: PullSummary,
+                  progress: Progress) -> None:
+    pending = reports_to_stamp(store)
+    for start in range(0, len(pending), STAMP_BATCH):
+        batch = pending[start:start + STAMP_BATCH]
+        progress("stamp", start, len(pending))
+        try:
+            file_name = client.export(jobs.stamp_job(batch, label), stamp_template())
+        except ExpensifyValidationError as exc:
+            # A refused stamp must not block pulling; the reports stay unstamped and are retried.
+            summary.stamp_error = exc.message
+            with store.atomic():
+                store.audit.append(AuditEvent.WARNING, actor=ACTOR,
+                                   detail={"what": "stamping reports as exported failed", "error": exc.message,
+                                           "reports": batch})
+            return
+        now = store.timestamp()
+        with store.atomic():
+            store.conn.executemany(
+                "UPDATE reports SET exported_stamped_at = ? WHERE report_id = ?", [(now, rid) for rid in batch]
+            )
+            for report_id in batch:
+                store.audit.append(AuditEvent.STAMPED_EXPORTED, actor=ACTOR, report_id=report_id,
+                                   detail={"label": label, "file": file_name})
+        summary.stamped.extend(batch)
+    if pending:
+        progress("stamp", len(pending), len(pending))
+
+
+# --------------------------------------------------------------------------- run bookkeeping
+
+
+def _start_run(store: Store, summary: PullSummary, report_ids: tuple[str, ...] | list[str]) -> int:
+    detail = {"windows": [w.as_dict() for w in summary.windows], "reports": list(report_ids)}
+    with store.atomic():
+        cursor = store.conn.execute("INSERT INTO pulls (started_at) VALUES (?)", (store.timestamp(),))
+        pull_id = int(cursor.lastrowid or 0)
+        store.audit.append(AuditEvent.PULL_STARTED, actor=ACTOR, detail={"pull_id": pull_id, **detail})
+    return pull_id
+
+
+def _finish_run(store: Store, summary: PullSummary, anchor: dt.date | None) -> None:
+    counts = summary.counts()
+    with store.atomic():
+        store.conn.execute(
+            "UPDATE pulls SET finished_at = ?, result = ?, summary = ? WHERE id = ?",
+            (store.timestamp(), summary.result, json.dumps(summary.as_dict(), sort_keys=True), summary.pull_id),
+        )
+        if anchor is not None:
+            store.set_setting(LAST_PULL_SETTING, anchor.isoformat())
+        store.audit.append(AuditEvent.PULL_FINISHED, actor=ACTOR,
+                           detail={"pull_id": summary.pull_id, "result": summary.result, **counts})
+
+
+def _fail_run(store: Store, summary: PullSummary, exc: BaseException) -> None:
+    error = redact_text(f"{type(exc).__name__}: {exc}")[:500]
+    try:
+        with store.atomic():
+            store.conn.execute(
+                "UPDATE pulls SET finished_at = ?, result = 'failed', summary = ?, error = ? WHERE id = ?",
+                (store.timestamp(), json.dumps(summary.as_dict(), sort_keys=True), error, summary.pull_id),
+            )
+            store.audit.append(AuditEvent.PULL_FAILED, actor=ACTOR,
+                               detail={"pull_id": summary.pull_id, "error": error, **summary.counts()})
+    except StoreError:
+        log.exception("could not record the failed pull %s", summary.pull_id)

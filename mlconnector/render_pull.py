@@ -1,0 +1,53 @@
+"""Rich renderables for ``pull`` and ``map refresh``, built from their JSON-shaped summaries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+_GROUPS = (
+    ("new", "New"),
+    ("unchanged", "Unchanged"),
+    ("changed", "Changed (will be planned again)"),
+    ("changed_after_posting", "Changed after posting (not posted again; check QuickBooks)"),
+    ("invalid", "Invalid"),
+    ("stamped", "Stamped as exported in Expensify"),
+)
+
+
+def pull_summary_view(summary: dict[str, Any]) -> RenderableType:
+    """The counts per group, then every invalid report with its reason and every late change."""
+    title = "Pull (dry run: nothing stored)" if summary["dry_run"] else "Pull"
+    table = Table(title=title, title_justify="left")
+    table.add_column("Reports")
+    table.add_column("Count", justify="right")
+    for key, label in _GROUPS:
+        table.add_row(label, str(summary["counts"][key]))
+    parts: list[RenderableType] = [table]
+    if summary["invalid"]:
+        invalid = Table(title="Invalid reports (not stored)", title_justify="left")
+        invalid.add_column("Report")
+        invalid.add_column("Reason")
+        for item in summary["invalid"]:
+            invalid.add_row(item["report_id"] or "(no ID)", item["reason"])
+        parts.append(invalid)
+    if summary["changed_after_posting"]:
+        parts.append(Text("Changed after posting: " + ", ".join(summary["changed_after_posting"]), style="yellow"))
+    if summary.get("stamp_error"):
+        parts.append(Text(f"Stamping failed (will be retried): {summary['stamp_error']}", style="yellow"))
+    return Group(*parts)
+
+
+def lists_view(summary: dict[str, Any]) -> RenderableType:
+    """How many categories, tags and employees each policy has now."""
+    table = Table(title="Expensify lists", title_justify="left")
+    for column in ("Policy", "Categories", "Tags", "Employees"):
+        table.add_column(column, justify="left" if column == "Policy" else "right")
+    for policy_id, counts in summary["policies"].items():
+        table.add_row(policy_id, str(counts["category"]), str(counts["tag"]), str(counts["employee"]))
+    if not summary["policies"]:
+        return Text("No policies found for these credentials.")
+    return table
