@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from mlconnector.config import Config
     from mlconnector.expensify.client import ExpensifyClient
+    from mlconnector.planning import PlanSummary
     from mlconnector.store import Store
 
 log = logging.getLogger("mlconnector.cli")
@@ -548,6 +549,7 @@ def qwc(
 
 def _expensify_client(config: Config) -> ExpensifyClient:
     from mlconnector.expensify.client import ExpensifyClient
+    from mlconnector.planning import PlanSummary
 
     user, secret = config.require_expensify_credentials()
     return ExpensifyClient(user, secret, config.expensify.url)
@@ -609,10 +611,12 @@ def pull(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Export approved and closed reports from Expensify and store them in the state file.
+    """Export approved and closed reports from Expensify, store them, and queue them for QuickBooks.
 
     First stamps reports QuickBooks has accepted as exported in Expensify (unless
-    expensify.mark_exported is false). Exits 4 when some reports were invalid.
+    expensify.mark_exported is false). Ends by planning every stored report not planned yet: it is
+    queued for the Web Connector, or blocked with the reason. Exits 4 when some reports were invalid
+    or blocked.
     """
     from mlconnector.locking import exclusive
     from mlconnector.pull import pull_reports
@@ -626,15 +630,28 @@ def pull(
             app_ctx.store(), client, config, since=_day(since), until=_day(until), report_ids=tuple(report or ()),
             dry_run=dry_run, progress=bars,
         )
+        # Planning happens under the same lock, so two runs never plan the same report twice.
+        plan = None if dry_run else _plan_pulled(app_ctx, config)
     data = summary.as_dict()
+    if plan is not None:
+        data["plan"] = plan.as_dict()
     if as_json:
         _print_json(data)
     else:
         from mlconnector.render_pull import pull_summary_view
 
         out.print(pull_summary_view(data))
-    if summary.invalid:
+    if summary.invalid or (plan is not None and plan.blocked):
         raise typer.Exit(ExitCode.PARTIAL)
+
+
+def _plan_pulled(app_ctx: AppContext, config: Config) -> PlanSummary:
+    """Plan and queue every stored report that has no posting yet (not only this pull's)."""
+    import datetime as dt
+
+    from mlconnector.planning import plan_and_queue
+
+    return plan_and_queue(app_ctx.store(), config, today=dt.date.today(), actor="pull")
 
 
 @map_app.command("refresh")

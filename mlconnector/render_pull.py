@@ -38,7 +38,26 @@ def pull_summary_view(summary: dict[str, Any]) -> RenderableType:
         parts.append(Text("Changed after posting: " + ", ".join(summary["changed_after_posting"]), style="yellow"))
     if summary.get("stamp_error"):
         parts.append(Text(f"Stamping failed (will be retried): {summary['stamp_error']}", style="yellow"))
+    if summary.get("plan"):
+        parts.append(plan_view(summary["plan"]))
     return Group(*parts)
+
+
+def plan_view(plan: dict[str, Any]) -> RenderableType:
+    """What planning did: reports queued for QuickBooks, and each blocked report with its reason and fix."""
+    lines: list[RenderableType] = [
+        Text(f"Queued for QuickBooks: {len(plan['queued'])} report(s), {plan['postings_queued']} transaction(s)")
+    ]
+    if plan["blocked"]:
+        blocked = Table(title="Blocked (fix, then mlconnector replay REPORT_ID)", title_justify="left")
+        for column in ("Report", "Expense", "Reason", "Fix"):
+            blocked.add_column(column)
+        for block in plan["blocked"]:
+            blocked.add_row(block["report_id"], block["expense_id"] or "", block["reason"], block["fix"] or "")
+        lines.append(blocked)
+    for note in plan["notes"]:
+        lines.append(Text(f"Note: report {note['report_id']}: {note['reason']}", style="dim"))
+    return Group(*lines)
 
 
 def lists_view(summary: dict[str, Any]) -> RenderableType:

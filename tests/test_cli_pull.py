@@ -40,23 +40,46 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
-def test_pull_prints_a_summary_table_and_exits_0(runner: CliRunner, configured: dict[str, str]) -> None:
+def _map_employees(runner: CliRunner, env: dict[str, str], sim: ExpensifySimulator) -> None:
+    emails = sorted({r.data["accountEmail"] for r in sim.reports.values()})
+    for n, email in enumerate(emails):
+        result = runner.invoke(app, ["map", "set", "employee", email, f"Employee {n}"], env=env)
+        assert result.exit_code == 0, result.output
+
+
+def test_pull_queues_mapped_reports_prints_a_summary_table_and_exits_0(
+    runner: CliRunner, configured: dict[str, str], sim: ExpensifySimulator
+) -> None:
+    _map_employees(runner, configured, sim)
     result = runner.invoke(app, ["pull"], env=configured)
     assert result.exit_code == 0, result.output
     rows = {cells[0]: cells[1] for cells in (
         [c.strip() for c in line.strip("│").split("│")] for line in result.output.splitlines() if line.startswith("│"))}
     assert rows["New"] == "4" and rows["Unchanged"] == rows["Invalid"] == "0"
+    assert "Queued for QuickBooks: 4 report(s)" in result.output
     assert SECRET not in result.output
+
+
+def test_pull_exits_4_and_says_why_when_reports_are_blocked(
+    runner: CliRunner, configured: dict[str, str], sim: ExpensifySimulator
+) -> None:
+    result = runner.invoke(app, ["pull", "--json"], env=configured)
+    assert result.exit_code == 4, result.output
+    data = json.loads(result.output)
+    assert data["counts"]["new"] == 4 and data["plan"]["queued"] == []
+    assert len(data["plan"]["blocked_reports"]) == 4
+    assert all("mlconnector map set employee" in b["fix"] for b in data["plan"]["blocked"])
 
 
 def test_pull_json_has_the_summary_shape_and_no_secret(
     runner: CliRunner, configured: dict[str, str], sim: ExpensifySimulator
 ) -> None:
+    _map_employees(runner, configured, sim)
     result = runner.invoke(app, ["pull", "--json"], env=configured)
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert set(data) == {"result", "dry_run", "pull_id", "windows", "counts", "new", "unchanged", "changed",
-                         "changed_after_posting", "invalid", "stamped", "stamp_error"}
+                         "changed_after_posting", "invalid", "stamped", "stamp_error", "plan"}
     assert data["result"] == "ok" and data["counts"]["new"] == 4 and len(data["new"]) == 4
     assert data["windows"] == [{"start": "2026-01-01", "end": data["windows"][0]["end"]}]
     assert SECRET not in result.output
@@ -153,8 +176,9 @@ def test_progress_bars_draw_on_a_terminal_and_stay_silent_otherwise() -> None:
 
 
 def test_status_shows_the_last_pull_and_reports_changed_after_posting(
-    runner: CliRunner, configured: dict[str, str], home: Path
+    runner: CliRunner, configured: dict[str, str], home: Path, sim: ExpensifySimulator
 ) -> None:
+    _map_employees(runner, configured, sim)
     assert runner.invoke(app, ["pull"], env=configured).exit_code == 0
     from mlconnector.store import Store
 
