@@ -141,3 +141,17 @@ def test_text_with_an_encoding_declaration_parses() -> None:
 def test_comments_are_dropped() -> None:
     root = parse_xml("<QBXML><!-- hi --><QBXMLMsgsRs/></QBXML>")
     assert [c.tag for c in root] == ["QBXMLMsgsRs"]
+
+
+def test_vendor_records_are_named_by_name_because_vendor_ret_has_no_full_name() -> None:
+    from mlconnector.models import ListKind
+    from mlconnector.qbxml.parse import parse_response
+
+    parsed = parse_response(
+        '<?xml version="1.0"?><QBXML><QBXMLMsgsRs><VendorQueryRs requestID="v" statusCode="0" statusSeverity="Info"'
+        ' statusMessage="Status OK"><VendorRet><ListID>8-1</ListID><EditSequence>17</EditSequence><Name>Ann Smith</Name>'
+        "<IsActive>true</IsActive><Email>ann@example.com</Email></VendorRet></VendorQueryRs></QBXMLMsgsRs></QBXML>"
+    )
+    (record,) = parsed.responses[0].records
+    assert (record.kind, record.full_name, record.email, record.list_id) == (
+        ListKind.VENDOR, "Ann Smith", "ann@example.com", "8-1")

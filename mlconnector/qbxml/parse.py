@@ -196,7 +196,8 @@ def _txns(rs: etree._Element) -> Iterator[TxnRecord]:
 def _records(rs: etree._Element) -> Iterator[ListRecord]:
     for ret in rs:
         kind = _LIST_RETS.get(str(ret.tag))
-        full_name = _text(ret, "FullName") if kind else None
+        # Vendors are not hierarchical: VendorRet has Name and no FullName (qbxml130.xsd).
+        full_name = (_text(ret, "FullName") or _text(ret, "Name")) if kind else None
         if kind is None or full_name is None:
             continue
         yield ListRecord(
