@@ -1,0 +1,609 @@
+"""The posting logic behind the Web Connector: recover, refresh lists, verify, write, record.
+
+Each session walks these stages. What to send next is decided from the state file every time (never
+from memory), so a restarted server picks up exactly where it was::
+
+    1. recover  postings left sent/in_doubt by an earlier session: an error-recovery status check of
+                their message set, then a query by RefNumber for whatever is still unknown
+                -> posted (found in QuickBooks) or queued again (absent). Never written blindly.
+    2. lists    the whole account, vendor, class and customer lists when the cache is empty or stale;
+                then blocked reports are planned again (name and e-mail fallbacks need the lists)
+    3. verify   otherwise, the accounts, vendors, classes and customers that queued postings reference
+                are queried; a posting referencing something missing or inactive is blocked, naming it
+    4. write    BillAdd/JournalEntryAdd batches under max_lines_per_message, one new message-set ID
+                each; the request is stored and its postings marked sent before it is returned
+
+Only postings verified in this session are written in it. Every state change goes through
+``postings.transition`` (state and audit row in one transaction).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from mlconnector.audit import AuditEvent
+from mlconnector.config import Config
+from mlconnector.errors import QbxmlError, QbxmlParseError
+from mlconnector.models import ListKind, PostingState
+from mlconnector.postings import PostingRecord, get_posting, postings_in, transition
+from mlconnector.qbxml.batch import BatchItem, build_batch
+from mlconnector.qbxml.build import build_message, list_query, txn_query_by_ref, write_request
+from mlconnector.qbxml.parse import ListRecord, MessageResponse, RequestResponse, parse_response
+from mlconnector.qbxml.status import Action
+from mlconnector.store import Store
+
+log = logging.getLogger("mlconnector.soap.work")
+
+ACTOR = "serve"
+S = PostingState
+
+# Lists older than this are fetched whole again when reports are blocked or postings are queued.
+LIST_MAX_AGE = dt.timedelta(hours=6)
+LISTS_REFRESHED_KEY = "qb_lists_refreshed_at"
+# QuickBooks rejects a request it cannot parse before it runs any of it (QBXML.md §4).
+NOTHING_APPLIED_HRESULTS = frozenset({"0x80040400"})
+
+
+class Kind(StrEnum):
+    """What a stored qbXML message was for."""
+
+    STATUS_CHECK = "status_check"
+    RECOVERY_QUERY = "recovery_query"
+    LISTS = "lists"
+    VERIFY = "verify"
+    WRITE = "write"
+
+
+@dataclass(frozen=True)
+class Message:
+    """A stored request (``qbxml_messages``) and the postings it concerns."""
+
+    id: int
+    ticket: str
+    kind: Kind
+    state: str
+    message_set_id: str | None
+    posting_ids: tuple[int, ...]
+
+
+def _fix_hint(report_id: str) -> str:
+    return f"then run: mlconnector replay {report_id}"
+
+
+class PostingWork:
+    """The :class:`~mlconnector.soap.session.Work` that posts queued reports.
+
+    Args:
+        store: the state file.
+        config: the configuration (line budgets, posting rules for re-planning).
+        now: the clock.
+    """
+
+    def __init__(self, store: Store, config: Config, now: Callable[[], dt.datetime] | None = None) -> None:
+        self.store = store
+        self.config = config
+        self.now = now or store.now
+
+    # ------------------------------------------------------------------ the Work protocol
+
+    def has_work(self) -> bool:
+        """Something is queued, sent, in doubt, or blocked while the lists are stale."""
+        counts = self.store.posting_counts()
+        if counts[S.QUEUED] or counts[S.SENT] or counts[S.IN_DOUBT]:
+            return True
+        return bool(counts[S.BLOCKED]) and self._lists_stale()
+
+    def next_request(self, ticket: str, qbxml_version: str, hcp_response: str | None) -> str | None:
+        """The next qbXML request of this session, stored before it is returned; None when done."""
+        self._sweep_stale_sent(ticket)
+        for stage in (self._status_check, self._recovery_query, self._lists, self._verify, self._write):
+            request = stage(ticket, qbxml_version)
+            if request is not None:
+                return request
+        return None
+
+    def handle_response(self, ticket: str, response: str) -> int:
+        """Record QuickBooks' answer to the message in flight; returns progress."""
+        message = self._in_flight(ticket)
+        if message is None:
+            log.warning("a response arrived for a session with no request in flight")
+            return self._progress(ticket)
+        try:
+            parsed = parse_response(response)
+        except QbxmlParseError as exc:
+            self._unreadable(message, response, str(exc))
+            return self._progress(ticket)
+        handler = {
+            Kind.STATUS_CHECK: self._on_recovered,
+            Kind.RECOVERY_QUERY: self._on_recovery_query,
+            Kind.LISTS: self._on_lists,
+            Kind.VERIFY: self._on_verify,
+            Kind.WRITE: self._on_written,
+        }[message.kind]
+        handler(message, parsed)
+        self._finish(message, "answered", response=response)
+        return self._progress(ticket)
+
+    def handle_failure(self, ticket: str, hresult: str, message_text: str) -> int:
+        """QuickBooks could not process the message at all: its writes fail (or stay in doubt)."""
+        message = self._in_flight(ticket)
+        if message is None:
+            return self._progress(ticket)
+        if message.kind is Kind.WRITE:
+            applied_nothing = hresult.lower() in NOTHING_APPLIED_HRESULTS
+            for posting_id in self._still(message, S.SENT):
+                report_id = get_posting(self.store, posting_id).report_id
+                if applied_nothing:
+                    transition(
+                        self.store, posting_id, S.FAILED, actor=ACTOR, qb_status_code=None,
+                        qb_status_message=f"{hresult}: {message_text}",
+                        reason=f"QuickBooks could not read the request ({hresult}: {message_text}); nothing was "
+                        f"posted. Send the log file to support, {_fix_hint(report_id)}",
+                    )
+                else:
+                    transition(self.store, posting_id, S.IN_DOUBT, actor=ACTOR,
+                               reason=f"QuickBooks failed while processing ({hresult}: {message_text})")
+        self._finish(message, "failed", hresult=hresult, error=message_text)
+        return self._progress(ticket)
+
+    def on_session_lost(self, ticket: str) -> None:
+        """The answer to this session's request will never come: its writes are in doubt."""
+        message = self._in_flight(ticket)
+        if message is None:
+            return
+        with self.store.atomic():
+            if message.kind is Kind.WRITE:
+                for posting_id in self._still(message, S.SENT):
+                    transition(self.store, posting_id, S.IN_DOUBT, actor=ACTOR,
+                               reason="the Web Connector's answer never arrived; QuickBooks will be asked first")
+            self._finish(message, "lost")
+
+    def summary(self, ticket: str) -> str | None:
+        """``Posted 3, failed 1, blocked 1, in doubt 0`` for this session."""
+        counts = dict.fromkeys(("posted", "failed", "in_doubt"), 0)
+        for state, n in self.store.conn.execute(
+            "SELECT p.state, COUNT(*) FROM qbxml_message_items i JOIN qbxml_messages m ON m.id = i.message_id"
+            " JOIN postings p ON p.id = i.posting_id WHERE m.ticket = ? AND m.kind = ? GROUP BY p.state",
+            (ticket, Kind.WRITE.value),
+        ):
+            if state in counts:
+                counts[state] = int(n)
+        blocked = self.store.posting_counts()[S.BLOCKED]
+        text = f"Posted {counts['posted']}, failed {counts['failed']}, in doubt {counts['in_doubt']}"
+        return text + (f"; {blocked} blocked (mlconnector status)" if blocked else "")
+
+    # ------------------------------------------------------------------ stage 1: recovery
+
+    def _sweep_stale_sent(self, ticket: str) -> None:
+        """A posting still `sent` under another session lost its answer (crash, restart)."""
+        stale = self.store.conn.execute(
+            "SELECT DISTINCT i.posting_id FROM qbxml_message_items i JOIN qbxml_messages m ON m.id = i.message_id"
+            " JOIN postings p ON p.id = i.posting_id WHERE p.state = ? AND m.kind = ?"
+            " AND (m.ticket != ? OR m.state != 'sent')",
+            (S.SENT.value, Kind.WRITE.value, ticket),
+        ).fetchall()
+        for (posting_id,) in stale:
+            transition(self.store, posting_id, S.IN_DOUBT, actor=ACTOR, expect=S.SENT,
+                       reason="sent in an earlier session whose answer never arrived")
+
+    def _status_check(self, ticket: str, version: str) -> str | None:
+        if self._done(ticket, Kind.STATUS_CHECK):
+            return None
+        row = self.store.conn.execute(
+            "SELECT message_set_id FROM postings WHERE state = ? AND message_set_id IS NOT NULL"
+            " ORDER BY updated_at DESC, id DESC LIMIT 1",
+            (S.IN_DOUBT.value,),
+        ).fetchone()
+        if row is None:
+            return None
+        old_id = row[0]
+        doubtful = [p.id for p in postings_in(self.store, S.IN_DOUBT) if p.message_set_id == old_id]
+        xml = build_message([], version=version, on_error="continueOnError",
+                            old_message_set_id=old_id, new_message_set_id=_new_message_set_id())
+        return self._store_message(ticket, Kind.STATUS_CHECK, xml, doubtful, [])
+
+    def _recovery_query(self, ticket: str, version: str) -> str | None:
+        if self._done(ticket, Kind.RECOVERY_QUERY):
+            return None
+        doubtful = [p for p in postings_in(self.store, S.IN_DOUBT) if p.posting is not None]
+        if not doubtful:
+            return None
+        requests = [
+            txn_query_by_ref(p.mode, [p.ref_number], f"r{p.id}", version) for p in doubtful
+        ]
+        xml = build_message(requests, version=version, on_error="continueOnError")
+        return self._store_message(ticket, Kind.RECOVERY_QUERY, xml, [p.id for p in doubtful], [])
+
+    def _on_recovered(self, message: Message, parsed: MessageResponse) -> None:
+        answers = parsed.by_request_id()
+        for posting_id in self._still(message, S.IN_DOUBT):
+            record = get_posting(self.store, posting_id)
+            answer = answers.get(record.request_id or "")
+            if answer is not None and answer.action.processed and answer.txn_id:
+                self._posted(record, answer, event=AuditEvent.RECOVERED,
+                             how=f"error recovery of message set {message.message_set_id}")
+
+    def _on_recovery_query(self, message: Message, parsed: MessageResponse) -> None:
+        answers = parsed.by_request_id()
+        for posting_id in self._still(message, S.IN_DOUBT):
+            record = get_posting(self.store, posting_id)
+            answer = answers.get(f"r{posting_id}")
+            if answer is None:
+                continue
+            found = [t for t in answer.txns if (t.ref_number or "").casefold() == record.ref_number.casefold()]
+            if answer.action.processed and found:
+                txn = found[0]
+                transition(
+                    self.store, posting_id, S.POSTED, actor=ACTOR, event=AuditEvent.RECOVERED,
+                    txn_id=txn.txn_id, edit_sequence=txn.edit_sequence, txn_line_ids=json.dumps(txn.txn_line_ids),
+                    detail={"how": f"found in QuickBooks by RefNumber {record.ref_number}"},
+                )
+            elif answer.action is Action.NO_MATCH or (answer.action.processed and not found):
+                transition(
+                    self.store, posting_id, S.QUEUED, actor=ACTOR, event=AuditEvent.RECOVERED,
+                    reason=None, message_set_id=None, request_id=None,
+                    detail={"how": f"RefNumber {record.ref_number} is not in QuickBooks; queued again"},
+                )
+            else:
+                self.store.audit.append(
+                    AuditEvent.IN_DOUBT, actor=ACTOR, report_id=record.report_id, posting_id=posting_id,
+                    detail={"reason": f"QuickBooks did not answer the check: {answer.status_code} "
+                            f"{answer.status_message}"},
+                )
+
+    # ------------------------------------------------------------------ stages 2 and 3: lists, verify
+
+    def _lists_stale(self) -> bool:
+        stamp = self.store.get_setting(LISTS_REFRESHED_KEY)
+        if stamp is None:
+            return True
+        return self.now() - dt.datetime.fromisoformat(stamp) > LIST_MAX_AGE
+
+    def _lists(self, ticket: str, version: str) -> str | None:
+        if self._done(ticket, Kind.LISTS) or not self._lists_stale():
+            return None
+        counts = self.store.posting_counts()
+        if not (counts[S.QUEUED] or counts[S.BLOCKED]):
+            return None
+        requests = [list_query(kind, None, f"l-{kind.value}", version) for kind in ListKind]
+        xml = build_message(requests, version=version, on_error="continueOnError")
+        return self._store_message(ticket, Kind.LISTS, xml, [], [])
+
+    def _on_lists(self, message: Message, parsed: MessageResponse) -> None:
+        fetched: dict[ListKind, list[ListRecord]] = {}
+        for answer in parsed.responses:
+            kind = _list_kind(answer)
+            if kind is not None and answer.action.processed:
+                fetched[kind] = list(answer.records)
+        now = self.store.timestamp()
+        with self.store.atomic():
+            for kind, records in fetched.items():
+                self.store.conn.execute("DELETE FROM qb_lists WHERE kind = ?", (kind.value,))
+                self._cache(records, now)
+            if len(fetched) == len(ListKind):
+                self.store.set_setting(LISTS_REFRESHED_KEY, self.now().isoformat())
+            self.store.audit.append(AuditEvent.LISTS_REFRESHED, actor=ACTOR,
+                                    detail={kind.value: len(recs) for kind, recs in fetched.items()})
+        # Fallbacks (same-named account, vendor by e-mail) may now resolve what was blocked.
+        from mlconnector.planning import replan_unsent
+
+        replan_unsent(self.store, self.config, today=self.now().date(), actor=ACTOR,
+                      why="QuickBooks lists refreshed")
+        self._check_postings(message, self._candidates(), self._cached_lookup())
+
+    def _verify(self, ticket: str, version: str) -> str | None:
+        if self._done(ticket, Kind.VERIFY) or self._done(ticket, Kind.LISTS):
+            return None
+        candidates = self._candidates()
+        if not any(p.state is S.QUEUED for p in candidates):
+            return None
+        names: dict[ListKind, set[str]] = {kind: set() for kind in ListKind}
+        for record in candidates:
+            assert record.posting is not None
+            for kind, refs in record.posting.references().items():
+                names[kind] |= refs
+        requests = [list_query(kind, sorted(refs), f"v-{kind.value}", version)
+                    for kind, refs in names.items() if refs]
+        xml = build_message(requests, version=version, on_error="continueOnError")
+        return self._store_message(ticket, Kind.VERIFY, xml, [p.id for p in candidates], [])
+
+    def _on_verify(self, message: Message, parsed: MessageResponse) -> None:
+        found: dict[tuple[ListKind, str], ListRecord] = {}
+        answered: set[ListKind] = set()
+        for answer in parsed.responses:
+            kind = _list_kind(answer)
+            if kind is None or not answer.action.processed:
+                continue
+            answered.add(kind)
+            for record in answer.records:
+                found[(kind, record.full_name.casefold())] = record
+        with self.store.atomic():
+            self._cache(found.values(), self.store.timestamp())
+        candidates = [get_posting(self.store, pid) for pid in message.posting_ids]
+        lookup = {key: rec for key, rec in found.items()}
+
+        def find(kind: ListKind, name: str) -> ListRecord | None | bool:
+            if kind not in answered:
+                return True  # QuickBooks did not answer for this list: QuickBooks itself will judge
+            return lookup.get((kind, name.casefold()))
+
+        self._check_postings(message, candidates, find)
+
+    def _candidates(self) -> list[PostingRecord]:
+        """Queued postings, and postings blocked by an earlier check that may pass now."""
+        return [
+            p for p in postings_in(self.store, S.QUEUED, S.BLOCKED)
+            if p.posting is not None and (p.state is S.QUEUED or (p.reason or "").startswith("QuickBooks check:"))
+        ]
+
+    def _cached_lookup(self) -> Callable[[ListKind, str], ListRecord | None | bool]:
+        rows = self.store.conn.execute("SELECT kind, full_name, list_id, edit_sequence, is_active FROM qb_lists")
+        cache = {
+            (ListKind(k), n.casefold()): ListRecord(ListKind(k), n, lid, seq, is_active is None or bool(is_active))
+            for k, n, lid, seq, is_active in rows
+        }
+
+        def find(kind: ListKind, name: str) -> ListRecord | None | bool:
+            return cache.get((kind, name.casefold()))
+
+        return find
+
+    def _check_postings(
+        self,
+        message: Message,
+        candidates: Iterable[PostingRecord],
+        find: Callable[[ListKind, str], ListRecord | None | bool],
+    ) -> None:
+        verified: list[int] = []
+        for record in candidates:
+            if record.state not in (S.QUEUED, S.BLOCKED):
+                continue
+            assert record.posting is not None
+            problems, seen = [], {}
+            for kind, refs in record.posting.references().items():
+                for name in sorted(refs):
+                    hit = find(kind, name)
+                    if hit is None:
+                        problems.append(f'{kind.value} "{name}" does not exist in QuickBooks')
+                    elif isinstance(hit, ListRecord):
+                        seen[f"{kind.value}:{name}"] = {"list_id": hit.list_id, "edit_sequence": hit.edit_sequence,
+                                                        "is_active": hit.is_active}
+                        if not hit.is_active:
+                            problems.append(f'{kind.value} "{name}" is inactive in QuickBooks')
+            if problems:
+                reason = (f"QuickBooks check: {'; '.join(problems)} — make it active or create it in QuickBooks, "
+                          f"or change the mapping (mlconnector map list); {_fix_hint(record.report_id)}")
+                if record.state is S.QUEUED or record.reason != reason:
+                    transition(self.store, record.id, S.BLOCKED, actor=ACTOR, reason=reason,
+                               detail={"references": seen})
+                continue
+            if record.state is S.BLOCKED:
+                transition(self.store, record.id, S.QUEUED, actor=ACTOR, reason=None,
+                           detail={"why": "QuickBooks check passed"})
+            self.store.audit.append(AuditEvent.REQUERIED, actor=ACTOR, report_id=record.report_id,
+                                    posting_id=record.id, detail={"references": seen})
+            verified.append(record.id)
+        with self.store.atomic():
+            # Only verified postings may be written in this session (see _write).
+            self.store.conn.executemany(
+                "INSERT INTO qbxml_message_items (message_id, posting_id, verified) VALUES (?, ?, 1)"
+                " ON CONFLICT(message_id, posting_id) DO UPDATE SET verified = 1",
+                [(message.id, pid) for pid in verified],
+            )
+
+    def _cache(self, records: Iterable[ListRecord], now: str) -> None:
+        self.store.conn.executemany(
+            "INSERT INTO qb_lists (kind, full_name, list_id, edit_sequence, is_active, email, detail, seen_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(kind, full_name) DO UPDATE SET list_id = excluded.list_id,"
+            " edit_sequence = excluded.edit_sequence, is_active = excluded.is_active, email = excluded.email,"
+            " detail = excluded.detail, seen_at = excluded.seen_at",
+            [
+                (r.kind.value, r.full_name, r.list_id, r.edit_sequence, int(r.is_active), r.email,
+                 json.dumps({"account_type": r.account_type}) if r.account_type else None, now)
+                for r in records
+            ],
+        )
+
+    # ------------------------------------------------------------------ stage 4: write
+
+    def _write(self, ticket: str, version: str) -> str | None:
+        verified = {
+            row[0]
+            for row in self.store.conn.execute(
+                "SELECT i.posting_id FROM qbxml_message_items i JOIN qbxml_messages m ON m.id = i.message_id"
+                " WHERE m.ticket = ? AND m.kind IN (?, ?) AND m.state = 'answered' AND i.verified = 1",
+                (ticket, Kind.LISTS.value, Kind.VERIFY.value),
+            )
+        }
+        ready = [p for p in postings_in(self.store, S.QUEUED) if p.id in verified and p.posting is not None]
+        while ready:
+            items = [BatchItem(f"p{p.id}", p.posting) for p in ready if p.posting is not None]
+            message_set_id = _new_message_set_id()
+            try:
+                batch = build_batch(items, version=version, max_lines=self.config.quickbooks.max_lines_per_message,
+                                    new_message_set_id=message_set_id)
+            except QbxmlError:
+                ready = self._block_unbuildable(ready, version)
+                continue
+            chosen = [p for p in ready if f"p{p.id}" in set(batch.request_ids)]
+            return self._store_message(
+                ticket, Kind.WRITE, batch.xml, [p.id for p in chosen], [f"p{p.id}" for p in chosen],
+                message_set_id=message_set_id,
+            )
+        return None
+
+    def _block_unbuildable(self, ready: Sequence[PostingRecord], version: str) -> list[PostingRecord]:
+        keep = []
+        for record in ready:
+            assert record.posting is not None
+            try:
+                write_request(record.posting, f"p{record.id}", version)
+            except QbxmlError as exc:
+                transition(self.store, record.id, S.BLOCKED, actor=ACTOR,
+                           reason=f"cannot be written as qbXML: {exc}; {_fix_hint(record.report_id)}")
+            else:
+                keep.append(record)
+        return keep
+
+    def _on_written(self, message: Message, parsed: MessageResponse) -> None:
+        answers = parsed.by_request_id()
+        for posting_id in self._still(message, S.SENT):
+            record = get_posting(self.store, posting_id)
+            answer = answers.get(record.request_id or "")
+            if answer is None:
+                transition(self.store, posting_id, S.IN_DOUBT, actor=ACTOR,
+                           reason="QuickBooks' answer did not mention this posting; it will be checked first")
+            elif answer.action.processed and answer.txn_id:
+                self._posted(record, answer, event=AuditEvent.POSTED, how=None)
+            elif answer.action is Action.RETRY_LATER:
+                transition(self.store, posting_id, S.IN_DOUBT, actor=ACTOR, qb_status_code=answer.status_code,
+                           qb_status_message=answer.status_message,
+                           reason=f"QuickBooks was busy ({answer.status_code}); it will be checked and retried")
+            else:
+                transition(
+                    self.store, posting_id, S.FAILED, actor=ACTOR, qb_status_code=answer.status_code,
+                    qb_status_message=answer.status_message,
+                    reason=f"QuickBooks error {answer.status_code}: {answer.status_message} — "
+                    f"{_advice(answer.action)}; {_fix_hint(record.report_id)}",
+                )
+
+    def _posted(self, record: PostingRecord, answer: RequestResponse, *, event: AuditEvent, how: str | None) -> None:
+        transition(
+            self.store, record.id, S.POSTED, actor=ACTOR, event=event, txn_id=answer.txn_id,
+            edit_sequence=answer.edit_sequence, txn_line_ids=json.dumps(answer.txn_line_ids),
+            qb_status_code=answer.status_code, reason=None,
+            qb_status_message=answer.status_message if answer.action is Action.WARNING else None,
+            detail={"how": how} if how else None,
+        )
+        if answer.action is Action.WARNING:
+            self.store.audit.append(AuditEvent.WARNING, actor=ACTOR, report_id=record.report_id,
+                                    posting_id=record.id,
+                                    detail={"code": answer.status_code, "message": answer.status_message})
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _store_message(
+        self, ticket: str, kind: Kind, xml: bytes, posting_ids: Sequence[int], request_ids: Sequence[str],
+        *, message_set_id: str | None = None,
+    ) -> str:
+        text = xml.decode("utf-8")
+        with self.store.atomic():
+            cursor = self.store.conn.execute(
+                "INSERT INTO qbxml_messages (ticket, kind, message_set_id, request_xml, state, sent_at)"
+                " VALUES (?, ?, ?, ?, 'sent', ?)",
+                (ticket, kind.value, message_set_id, text, self.store.timestamp()),
+            )
+            message_id = int(cursor.lastrowid or 0)
+            self.store.conn.executemany(
+                "INSERT INTO qbxml_message_items (message_id, posting_id, request_id) VALUES (?, ?, ?)",
+                [(message_id, pid, request_ids[n] if request_ids else None) for n, pid in enumerate(posting_ids)],
+            )
+            for posting_id, request_id in zip(posting_ids, request_ids):
+                transition(self.store, posting_id, S.SENT, actor=ACTOR, expect=S.QUEUED,
+                           request_id=request_id, message_set_id=message_set_id)
+        return text
+
+    def _in_flight(self, ticket: str) -> Message | None:
+        row = self.store.conn.execute(
+            "SELECT id, ticket, kind, state, message_set_id FROM qbxml_messages WHERE ticket = ? AND state = 'sent'"
+            " ORDER BY id DESC LIMIT 1",
+            (ticket,),
+        ).fetchone()
+        if row is None:
+            return None
+        ids = tuple(r[0] for r in self.store.conn.execute(
+            "SELECT posting_id FROM qbxml_message_items WHERE message_id = ? ORDER BY posting_id", (row[0],)))
+        return Message(row[0], row[1], Kind(row[2]), row[3], row[4], ids)
+
+    def _finish(self, message: Message, state: str, *, response: str | None = None, hresult: str | None = None,
+                error: str | None = None) -> None:
+        self.store.conn.execute(
+            "UPDATE qbxml_messages SET state = ?, response_xml = COALESCE(?, response_xml), hresult = ?,"
+            " error_message = ?, answered_at = ? WHERE id = ?",
+            (state, response, hresult, error, self.store.timestamp(), message.id),
+        )
+
+    def _unreadable(self, message: Message, response: str, error: str) -> None:
+        with self.store.atomic():
+            if message.kind is Kind.WRITE:
+                for posting_id in self._still(message, S.SENT):
+                    transition(self.store, posting_id, S.IN_DOUBT, actor=ACTOR,
+                               reason=f"QuickBooks' answer could not be read ({error}); it will be checked first")
+            self._finish(message, "failed", response=response, error=error)
+
+    def _still(self, message: Message, state: PostingState) -> list[int]:
+        if not message.posting_ids:
+            return []
+        marks = ",".join("?" for _ in message.posting_ids)
+        return [r[0] for r in self.store.conn.execute(
+            f"SELECT id FROM postings WHERE id IN ({marks}) AND state = ? ORDER BY id",
+            (*message.posting_ids, state.value),
+        )]
+
+    def _done(self, ticket: str, kind: Kind) -> bool:
+        row = self.store.conn.execute(
+            "SELECT 1 FROM qbxml_messages WHERE ticket = ? AND kind = ? LIMIT 1", (ticket, kind.value)
+        ).fetchone()
+        return row is not None
+
+    def _progress(self, ticket: str) -> int:
+        written = self.store.conn.execute(
+            "SELECT COUNT(*) FROM qbxml_message_items i JOIN qbxml_messages m ON m.id = i.message_id"
+            " WHERE m.ticket = ? AND m.kind = ?",
+            (ticket, Kind.WRITE.value),
+        ).fetchone()[0]
+        left = self._left(ticket)
+        if left == 0:
+            return 100
+        return min(99, int(100 * written / (written + left)))
+
+    def _left(self, ticket: str) -> int:
+        counts = self.store.posting_counts()
+        pending = counts[S.QUEUED]
+        if not self._done(ticket, Kind.RECOVERY_QUERY):
+            pending += counts[S.IN_DOUBT]
+        if pending and (self._done(ticket, Kind.VERIFY) or self._done(ticket, Kind.LISTS)):
+            verified_left = self.store.conn.execute(
+                "SELECT COUNT(*) FROM postings p WHERE p.state = ? AND EXISTS (SELECT 1 FROM qbxml_message_items i"
+                " JOIN qbxml_messages m ON m.id = i.message_id WHERE i.posting_id = p.id AND m.ticket = ?"
+                " AND m.kind IN (?, ?) AND i.verified = 1)",
+                (S.QUEUED.value, ticket, Kind.LISTS.value, Kind.VERIFY.value),
+            ).fetchone()[0]
+            return int(verified_left) + (0 if self._done(ticket, Kind.RECOVERY_QUERY) else counts[S.IN_DOUBT])
+        return int(pending)
+
+
+def _list_kind(answer: RequestResponse) -> ListKind | None:
+    prefix = answer.name.removesuffix("QueryRs").lower()
+    try:
+        return ListKind(prefix)
+    except ValueError:
+        return None
+
+
+def _advice(action: Action) -> str:
+    return {
+        Action.FIX_REFERENCE: "fix the account, vendor, class or customer it names (or the mapping)",
+        Action.USER_FIX: "QuickBooks refused the data; correct it in Expensify or QuickBooks",
+        Action.UNSUPPORTED: "this QuickBooks version cannot take it; check the qbXML version setting",
+        Action.BUG: "ml-connector sent something QuickBooks rejects: send the log file to support",
+    }.get(action, "see the message")
+
+
+def _new_message_set_id() -> str:
+    # <= 23 characters (QBXML.md §2); random so two installations never collide in one company file.
+    return "mlc-" + secrets.token_hex(9)
+
+
+__all__ = ["PostingWork", "Kind", "LIST_MAX_AGE", "make_work"]
+
+
+def make_work(store: Store, config: Config) -> PostingWork:
+    """The Work that ``mlconnector serve`` runs."""
+    return PostingWork(store, config)
