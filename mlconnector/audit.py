@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -51,6 +51,17 @@ class AuditEvent(StrEnum):
     SESSION_CLOSED = "session_closed"
     SESSION_ERROR = "session_error"
     LOGIN_REFUSED = "login_refused"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """A row to append (see :meth:`AuditLog.append_many`)."""
+
+    event: AuditEvent | str
+    actor: str
+    report_id: str | None = None
+    posting_id: int | None = None
+    detail: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,18 +123,30 @@ class AuditLog:
         detail: Mapping[str, Any] | None = None,
     ) -> int:
         """Write one audit row (redacted) chained to the previous one; returns its id."""
-        at = self._now().isoformat(timespec="milliseconds")
-        detail_json = json.dumps(redact(dict(detail or {})), sort_keys=True, default=str)
+        return self.append_many([AuditEntry(event, actor, report_id, posting_id, detail)])
+
+    def append_many(self, entries: Sequence[AuditEntry]) -> int:
+        """Write several rows in order, reading the chain's head once; returns the last row's id.
+
+        Call it inside the caller's transaction (``Store.atomic``), which also keeps another process
+        from appending between the read of the head and the inserts.
+        """
         last = self._conn.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
         prev_hash = last[0] if last else GENESIS
-        event_text = str(event)
-        row_hash = _row_hash(prev_hash, at, actor, event_text, report_id, posting_id, detail_json)
-        cursor = self._conn.execute(
-            "INSERT INTO audit (at, actor, event, report_id, posting_id, detail, prev_hash, hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (at, actor, event_text, report_id, posting_id, detail_json, prev_hash, row_hash),
-        )
-        return int(cursor.lastrowid or 0)
+        at = self._now().isoformat(timespec="milliseconds")
+        row_id = 0
+        for entry in entries:
+            detail_json = json.dumps(redact(dict(entry.detail or {})), sort_keys=True, default=str)
+            event_text = str(entry.event)
+            row_hash = _row_hash(prev_hash, at, entry.actor, event_text, entry.report_id, entry.posting_id,
+                                 detail_json)
+            cursor = self._conn.execute(
+                "INSERT INTO audit (at, actor, event, report_id, posting_id, detail, prev_hash, hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (at, entry.actor, event_text, entry.report_id, entry.posting_id, detail_json, prev_hash, row_hash),
+            )
+            prev_hash, row_id = row_hash, int(cursor.lastrowid or 0)
+        return row_id
 
     def rows(
         self,

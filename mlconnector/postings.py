@@ -11,11 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from mlconnector.audit import AuditEvent
+from mlconnector.audit import AuditEntry, AuditEvent
 from mlconnector.errors import NotFoundError, StoreError
 from mlconnector.models import (
     Line,
@@ -211,6 +211,67 @@ def transition(
         store.audit.append(event or EVENT_FOR_STATE[to], actor=actor, report_id=current.report_id,
                            posting_id=posting_id, detail=audit_detail)
         return get_posting(store, posting_id)
+
+
+@dataclass(frozen=True)
+class Move:
+    """One state change for :func:`transition_many`."""
+
+    posting_id: int
+    to: PostingState
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    detail: Mapping[str, Any] | None = None
+    event: AuditEvent | None = None
+    expect: PostingState | None = None
+
+
+def transition_many(store: Store, moves: Sequence[Move], *, actor: str) -> None:
+    """Apply many :func:`transition`-style moves in one transaction, each with its audit row.
+
+    The Web Connector handlers move whole batches at once; reading every posting back (as
+    ``transition`` does) would cost more than the work itself.
+
+    Raises:
+        NotFoundError: a posting does not exist.
+        StoreError: a move is not allowed from its posting's current state; nothing is applied.
+    """
+    if not moves:
+        return
+    for move in moves:
+        unknown = set(move.fields) - UPDATABLE
+        if unknown:
+            raise ValueError(f"transition cannot set {sorted(unknown)}")
+    ids = [m.posting_id for m in moves]
+    with store.atomic():
+        current: dict[int, tuple[PostingState, str]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" for _ in chunk)
+            for pid, state, report_id in store.conn.execute(
+                f"SELECT id, state, report_id FROM postings WHERE id IN ({marks})", chunk
+            ):
+                current[pid] = (PostingState(state), report_id)
+        now = store.timestamp()
+        entries: list[AuditEntry] = []
+        for move in moves:
+            if move.posting_id not in current:
+                raise NotFoundError(f"posting {move.posting_id} does not exist")
+            state, report_id = current[move.posting_id]
+            if move.expect is not None and state is not move.expect:
+                raise StoreError(f"posting {move.posting_id} is {state}, not {move.expect}")
+            if move.to not in ALLOWED[state]:
+                raise StoreError(f"posting {move.posting_id} cannot go from {state} to {move.to}")
+            assignments = "".join(f", {name} = ?" for name in move.fields)
+            store.conn.execute(
+                f"UPDATE postings SET state = ?, updated_at = ?{assignments} WHERE id = ?",
+                (move.to.value, now, *move.fields.values(), move.posting_id),
+            )
+            audit_detail = {"from": state.value, **{k: v for k, v in move.fields.items() if v is not None}}
+            audit_detail.update(move.detail or {})
+            entries.append(AuditEntry(move.event or EVENT_FOR_STATE[move.to], actor, report_id, move.posting_id,
+                                      audit_detail))
+            current[move.posting_id] = (move.to, report_id)
+        store.audit.append_many(entries)
 
 
 def get_posting(store: Store, posting_id: int) -> PostingRecord:

@@ -31,8 +31,10 @@ def register_secret(value: str | None) -> None:
 
 def redact_text(text: str) -> str:
     """Mask every registered secret and every secret-shaped field in ``text``."""
-    for pattern in _TEXT_PATTERNS:
-        text = pattern.sub(rf"\g<1>{MASK}\g<2>", text)
+    # The patterns only match text that names the field; skip the regexes otherwise (audit hot path).
+    if "partnerUserSecret" in text or "strPassword" in text:
+        for pattern in _TEXT_PATTERNS:
+            text = pattern.sub(rf"\g<1>{MASK}\g<2>", text)
     for secret in _known_secrets:
         if secret in text:
             text = text.replace(secret, MASK)

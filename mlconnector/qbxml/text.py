@@ -46,9 +46,19 @@ def _allowed(char: str) -> bool:
     return not category.startswith("C")
 
 
+# Printable ASCII needs no per-character work (the common case: thousands of lines per session).
+_PLAIN_ASCII = frozenset(chr(c) for c in range(0x20, 0x7F)) - set(_REPLACEMENTS)
+
+
+def _plain(text: str) -> bool:
+    return text.isascii() and not set(text) - _PLAIN_ASCII
+
+
 def clean_text(text: str) -> str:
     """Free text made safe for QuickBooks: NFC, no control or format characters, no emoji,
     smart quotes and dashes as ASCII, runs of spaces collapsed, ends trimmed."""
+    if _plain(text):
+        return " ".join(text.split())
     text = unicodedata.normalize("NFC", text)
     out = "".join(_REPLACEMENTS.get(c, c) for c in text)
     out = "".join(c for c in out if _allowed(c))
@@ -80,7 +90,7 @@ def check_name(name: str, limit: int, what: str) -> str:
         raise QbxmlError(f"{what} name is empty")
     if len(name) > limit:
         raise QbxmlError(f"{what} name {name[:40]!r}… is longer than {limit} characters")
-    bad = [c for c in name if not _allowed(c)]
+    bad = [] if _plain(name) else [c for c in name if not _allowed(c)]
     if bad:
         raise QbxmlError(f"{what} name {name!r} holds characters QuickBooks cannot store: {bad!r}")
     return name

@@ -31,7 +31,7 @@ from mlconnector.audit import AuditEvent
 from mlconnector.config import Config
 from mlconnector.errors import QbxmlError, QbxmlParseError
 from mlconnector.models import ListKind, PostingState
-from mlconnector.postings import PostingRecord, get_posting, postings_in, transition
+from mlconnector.postings import Move, PostingRecord, get_posting, postings_in, transition, transition_many
 from mlconnector.qbxml.batch import BatchItem, build_batch
 from mlconnector.qbxml.build import build_message, list_query, txn_query_by_ref, write_request
 from mlconnector.qbxml.parse import ListRecord, MessageResponse, RequestResponse, parse_response
@@ -413,30 +413,37 @@ class PostingWork:
     # ------------------------------------------------------------------ stage 4: write
 
     def _write(self, ticket: str, version: str) -> str | None:
-        verified = {
-            row[0]
-            for row in self.store.conn.execute(
-                "SELECT i.posting_id FROM qbxml_message_items i JOIN qbxml_messages m ON m.id = i.message_id"
-                " WHERE m.ticket = ? AND m.kind IN (?, ?) AND m.state = 'answered' AND i.verified = 1",
-                (ticket, Kind.LISTS.value, Kind.VERIFY.value),
-            )
-        }
-        ready = [p for p in postings_in(self.store, S.QUEUED) if p.id in verified and p.posting is not None]
-        while ready:
+        budget = self.config.quickbooks.max_lines_per_message
+        while True:
+            # Choose by the stored line counts and parse only the chosen postings: the queue may be long.
+            chosen: list[int] = []
+            used = 0
+            for posting_id, lines in self.store.conn.execute(
+                "SELECT p.id, p.line_count FROM postings p WHERE p.state = ? AND p.body IS NOT NULL AND EXISTS ("
+                "SELECT 1 FROM qbxml_message_items i JOIN qbxml_messages m ON m.id = i.message_id"
+                " WHERE i.posting_id = p.id AND m.ticket = ? AND m.kind IN (?, ?) AND m.state = 'answered'"
+                " AND i.verified = 1) ORDER BY p.id",
+                (S.QUEUED.value, ticket, Kind.LISTS.value, Kind.VERIFY.value),
+            ):
+                if chosen and used + max(1, lines) > budget:
+                    break
+                chosen.append(posting_id)
+                used += max(1, lines)
+            if not chosen:
+                return None
+            ready = [get_posting(self.store, pid) for pid in chosen]
             items = [BatchItem(f"p{p.id}", p.posting) for p in ready if p.posting is not None]
             message_set_id = _new_message_set_id()
             try:
-                batch = build_batch(items, version=version, max_lines=self.config.quickbooks.max_lines_per_message,
+                batch = build_batch(items, version=version, max_lines=max(budget, used),
                                     new_message_set_id=message_set_id)
             except QbxmlError:
-                ready = self._block_unbuildable(ready, version)
+                self._block_unbuildable(ready, version)
                 continue
-            chosen = [p for p in ready if f"p{p.id}" in set(batch.request_ids)]
             return self._store_message(
-                ticket, Kind.WRITE, batch.xml, [p.id for p in chosen], [f"p{p.id}" for p in chosen],
+                ticket, Kind.WRITE, batch.xml, [p.id for p in ready], [f"p{p.id}" for p in ready],
                 message_set_id=message_set_id,
             )
-        return None
 
     def _block_unbuildable(self, ready: Sequence[PostingRecord], version: str) -> list[PostingRecord]:
         keep = []
@@ -453,25 +460,50 @@ class PostingWork:
 
     def _on_written(self, message: Message, parsed: MessageResponse) -> None:
         answers = parsed.by_request_id()
-        for posting_id in self._still(message, S.SENT):
-            record = get_posting(self.store, posting_id)
-            answer = answers.get(record.request_id or "")
+        moves: list[Move] = []
+        warnings: list[tuple[str, int, RequestResponse]] = []
+        for posting_id, report_id, request_id in self._light(message, S.SENT):
+            answer = answers.get(request_id or "")
             if answer is None:
-                transition(self.store, posting_id, S.IN_DOUBT, actor=ACTOR,
-                           reason="QuickBooks' answer did not mention this posting; it will be checked first")
+                moves.append(Move(posting_id, S.IN_DOUBT, {
+                    "reason": "QuickBooks' answer did not mention this posting; it will be checked first"}))
             elif answer.action.processed and answer.txn_id:
-                self._posted(record, answer, event=AuditEvent.POSTED, how=None)
+                moves.append(self._posted_move(posting_id, answer))
+                if answer.action is Action.WARNING:
+                    warnings.append((report_id, posting_id, answer))
             elif answer.action is Action.RETRY_LATER:
-                transition(self.store, posting_id, S.IN_DOUBT, actor=ACTOR, qb_status_code=answer.status_code,
-                           qb_status_message=answer.status_message,
-                           reason=f"QuickBooks was busy ({answer.status_code}); it will be checked and retried")
+                moves.append(Move(posting_id, S.IN_DOUBT, {
+                    "qb_status_code": answer.status_code, "qb_status_message": answer.status_message,
+                    "reason": f"QuickBooks was busy ({answer.status_code}); it will be checked and retried"}))
             else:
-                transition(
-                    self.store, posting_id, S.FAILED, actor=ACTOR, qb_status_code=answer.status_code,
-                    qb_status_message=answer.status_message,
-                    reason=f"QuickBooks error {answer.status_code}: {answer.status_message} — "
-                    f"{_advice(answer.action)}; {_fix_hint(record.report_id)}",
-                )
+                moves.append(Move(posting_id, S.FAILED, {
+                    "qb_status_code": answer.status_code, "qb_status_message": answer.status_message,
+                    "reason": f"QuickBooks error {answer.status_code}: {answer.status_message} — "
+                              f"{_advice(answer.action)}; {_fix_hint(report_id)}"}))
+        with self.store.atomic():
+            transition_many(self.store, moves, actor=ACTOR)
+            for report_id, posting_id, answer in warnings:
+                self.store.audit.append(AuditEvent.WARNING, actor=ACTOR, report_id=report_id, posting_id=posting_id,
+                                        detail={"code": answer.status_code, "message": answer.status_message})
+
+    @staticmethod
+    def _posted_move(posting_id: int, answer: RequestResponse, how: str | None = None,
+                     event: AuditEvent | None = None) -> Move:
+        return Move(posting_id, S.POSTED, {
+            "txn_id": answer.txn_id, "edit_sequence": answer.edit_sequence,
+            "txn_line_ids": json.dumps(answer.txn_line_ids), "qb_status_code": answer.status_code, "reason": None,
+            "qb_status_message": answer.status_message if answer.action is Action.WARNING else None,
+        }, detail={"how": how} if how else None, event=event)
+
+    def _light(self, message: Message, state: PostingState) -> list[tuple[int, str, str | None]]:
+        """(id, report ID, requestID) of the message's postings still in ``state``, without their bodies."""
+        if not message.posting_ids:
+            return []
+        marks = ",".join("?" for _ in message.posting_ids)
+        return [(r[0], r[1], r[2]) for r in self.store.conn.execute(
+            f"SELECT id, report_id, request_id FROM postings WHERE id IN ({marks}) AND state = ? ORDER BY id",
+            (*message.posting_ids, state.value),
+        )]
 
     def _posted(self, record: PostingRecord, answer: RequestResponse, *, event: AuditEvent, how: str | None) -> None:
         transition(
@@ -504,9 +536,10 @@ class PostingWork:
                 "INSERT INTO qbxml_message_items (message_id, posting_id, request_id) VALUES (?, ?, ?)",
                 [(message_id, pid, request_ids[n] if request_ids else None) for n, pid in enumerate(posting_ids)],
             )
-            for posting_id, request_id in zip(posting_ids, request_ids):
-                transition(self.store, posting_id, S.SENT, actor=ACTOR, expect=S.QUEUED,
-                           request_id=request_id, message_set_id=message_set_id)
+            transition_many(self.store, [
+                Move(pid, S.SENT, {"request_id": rid, "message_set_id": message_set_id}, expect=S.QUEUED)
+                for pid, rid in zip(posting_ids, request_ids)
+            ], actor=ACTOR)
         return text
 
     def _in_flight(self, ticket: str) -> Message | None:
