@@ -19,34 +19,11 @@ from typing import Any
 from mlconnector.errors import ConfigError, ConfigProblem
 from mlconnector.models import NonReimbursablePolicy, PostingMode, TxnDateRule
 from mlconnector.paths import ENV_EXPENSIFY_SECRET
+from mlconnector.redact import Secret as Secret  # re-exported: callers know it as config.Secret
 
 DEFAULT_EXPENSIFY_URL = "https://integrations.expensify.com/Integration-Server/ExpensifyIntegrations"
 REPORT_STATES = ("OPEN", "SUBMITTED", "APPROVED", "REIMBURSED", "ARCHIVED")
 QBXML_VERSIONS = ("13.0", "16.0")
-
-
-class Secret:
-    """A secret string that never shows itself in ``str``, ``repr`` or logs; ``reveal()`` to use it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The secret itself, for the one place that must send it."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 @dataclass(frozen=True)

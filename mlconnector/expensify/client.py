@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Literal, Protocol
+from typing import IO, Any, Literal
 
 import requests
 
@@ -29,7 +29,7 @@ from mlconnector.errors import (
     ExpensifyRetriableError,
     ExpensifyValidationError,
 )
-from mlconnector.redact import redact_text, register_secret
+from mlconnector.redact import Secret, redact_text, register_secret
 
 log = logging.getLogger("mlconnector.expensify")
 
@@ -39,23 +39,6 @@ _HTML_TITLE = re.compile(rb"<(title|h1)[^>]*>(.*?)</\1>", re.IGNORECASE | re.DOT
 _HEAD_LIMIT = 64 * 1024
 CHUNK = 256 * 1024
 AUTH_HINT = "check expensify.partner_user_id and the secret (MLCONNECTOR_EXPENSIFY_SECRET)"
-
-
-class Revealable(Protocol):
-    """A secret that shows itself only when asked (``mlconnector.config.Secret``)."""
-
-    def reveal(self) -> str: ...
-
-
-class _Plain:
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
 
 
 class DownloadNotReady(ExpensifyRetriableError):
@@ -253,7 +236,7 @@ class ExpensifyClient:
     def __init__(
         self,
         partner_user_id: str,
-        secret: Revealable | str,
+        secret: Secret | str,
         url: str,
         session: requests.Session | None = None,
         *,
@@ -268,7 +251,7 @@ class ExpensifyClient:
         max_poll_delay: float = 30.0,
     ) -> None:
         self._user = partner_user_id
-        self._secret: Revealable = _Plain(secret) if isinstance(secret, str) else secret
+        self._secret = Secret(secret) if isinstance(secret, str) else secret
         register_secret(self._secret.reveal())
         self.url = url
         self._own_session = session is None
