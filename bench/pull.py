@@ -51,6 +51,8 @@ def main() -> int:
     parser.add_argument("--reports", type=int, default=10_000)
     parser.add_argument("--expenses", type=int, default=10, help="expenses per report")
     parser.add_argument("--tracemalloc", action="store_true", help="also measure the Python heap peak (slower)")
+    parser.add_argument("--plan", action="store_true",
+                        help="also time planning, which `mlconnector pull` runs after storing (not part of the bar)")
     args = parser.parse_args()
 
     ctx = multiprocessing.get_context("spawn")
@@ -73,6 +75,14 @@ def main() -> int:
             summary = pull_reports(store, client, config, until=dt.date(2026, 12, 31))
             wall = time.perf_counter() - began
             heap = tracemalloc.get_traced_memory()[1] / 2**20 if args.tracemalloc else None
+            plan_note = ""
+            if args.plan:
+                from mlconnector.planning import plan_and_queue
+
+                began = time.perf_counter()
+                planned = plan_and_queue(store, config, today=dt.date(2026, 12, 31))
+                plan_note = (f"planning: {time.perf_counter() - began:.1f} s for {len(summary.new):,} reports"
+                             f" ({len(planned.queued):,} queued, {len(planned.blocked_reports):,} blocked)")
             stored = store.conn.execute(
                 "SELECT (SELECT COUNT(*) FROM reports), (SELECT COUNT(*) FROM expenses)").fetchone()
             size = sum(p.stat().st_size for p in Path(tmp).glob("state.db*")) / 2**20
@@ -85,6 +95,8 @@ def main() -> int:
           f"{stored[1]:,} expenses; state file {size:.0f} MB")
     note = " — inflated by tracemalloc; run without --tracemalloc for the time" if args.tracemalloc else ""
     print(f"wall time: {wall:.1f} s (bar 30 s){note}")
+    if args.plan:
+        print(plan_note)
     print(f"peak memory: {_max_rss_mb():.0f} MB max RSS (bar 300 MB)"
           + (f"; Python heap peak {heap:.0f} MB (tracemalloc)" if heap is not None else ""))
     ok = (args.tracemalloc or wall < 30) and _max_rss_mb() < 300 and stored[1] == args.reports * args.expenses
