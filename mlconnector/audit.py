@@ -102,6 +102,16 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _where(report_id: str | None, since: str | None, event: str | None) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    for clause, value in (("report_id = ?", report_id), ("at >= ?", since), ("event = ?", event)):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
 class AuditLog:
     """Appends to and reads the audit table of one connection.
 
@@ -157,20 +167,8 @@ class AuditLog:
         limit: int | None = None,
     ) -> list[AuditRow]:
         """Audit rows in order, filtered by report, start time (ISO text) and event."""
-        clauses: list[str] = []
-        params: list[object] = []
-        if report_id is not None:
-            clauses.append("report_id = ?")
-            params.append(report_id)
-        if since is not None:
-            clauses.append("at >= ?")
-            params.append(since)
-        if event is not None:
-            clauses.append("event = ?")
-            params.append(event)
-        sql = "SELECT id, at, actor, event, report_id, posting_id, detail, prev_hash, hash FROM audit"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
+        where, params = _where(report_id, since, event)
+        sql = "SELECT id, at, actor, event, report_id, posting_id, detail, prev_hash, hash FROM audit" + where
         if limit is not None:
             # The newest N rows, still returned oldest first.
             sql += " ORDER BY id DESC LIMIT ?"
@@ -180,6 +178,23 @@ class AuditLog:
             for r in self._conn.execute(sql + ("" if limit is not None else " ORDER BY id"), params)
         ]
         return rows[::-1] if limit is not None else rows
+
+    def count(self, *, report_id: str | None = None, since: str | None = None, event: str | None = None) -> int:
+        """How many rows :meth:`rows` would return without a limit."""
+        where, params = _where(report_id, since, event)
+        return int(self._conn.execute("SELECT COUNT(*) FROM audit" + where, params).fetchone()[0])
+
+    def get(self, row_id: int) -> AuditRow | None:
+        """One row by id, or None."""
+        r = self._conn.execute(
+            "SELECT id, at, actor, event, report_id, posting_id, detail, prev_hash, hash FROM audit WHERE id = ?",
+            (row_id,),
+        ).fetchone()
+        return AuditRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8]) if r else None
+
+    def events(self) -> list[str]:
+        """The distinct event names present in the log."""
+        return [str(r[0]) for r in self._conn.execute("SELECT DISTINCT event FROM audit ORDER BY event")]
 
     def verify(self) -> int | None:
         """The id of the first row whose hash chain is broken, or None when the log is intact."""

@@ -72,6 +72,8 @@ _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {
     AuditEvent.REQUERIED: _requeried,
     AuditEvent.MAPPING_CHANGED: _mapping,
     AuditEvent.PULLED: lambda d: _join((_field(d, "total"), _field(d, "expenses"), _field(d, "status"))),
+    AuditEvent.REPLAYED: lambda d: _join((str(d.get("what", "")), _field(d, "previous_failure", "it had failed:"),
+                                          str(d.get("reason") or ""))),
     AuditEvent.CHANGED: lambda d: f"total {d.get('old_total')} → {d.get('new_total')}",
     AuditEvent.CHANGED_AFTER_POSTING: lambda d: f"posted {d.get('posted_total')}, now {d.get('new_total')}: "
     f"{d.get('action', '')}",

@@ -290,6 +290,134 @@ def status(
     _console().print(status_view(report))
 
 
+# -------------------------------------------------------------------------------------- audit
+
+audit_app = typer.Typer(
+    help="Show the audit trail: every event in order, for all reports or one (audit verify checks it).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(audit_app, name="audit")
+
+
+def _existing_store(app_ctx: AppContext) -> Store:
+    """The state file, which reading commands must not create."""
+    from mlconnector.errors import NotFoundError
+
+    if not app_ctx.paths.state_file.exists():
+        raise NotFoundError(f"no state file at {app_ctx.paths.state_file}", hint="run mlconnector init first")
+    return app_ctx.store()
+
+
+@audit_app.callback()
+@_handle_errors
+def audit(
+    ctx: typer.Context,
+    report: Annotated[str | None, typer.Option("--report", metavar="ID", help="Only this report's timeline.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", metavar="DATE", help="From this day (YYYY-MM-DD) or ISO date-time, UTC.")
+    ] = None,
+    event: Annotated[
+        str | None, typer.Option("--event", metavar="E", help="Only this event, e.g. failed, blocked, posted.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", metavar="table|json|csv", help="Output format.")] = "table",
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", metavar="N", help="The newest N rows; 0 for all (table default: 200, or all for --report)."),
+    ] = None,
+) -> None:
+    """Show the audit trail, oldest first: pulls, plans, sends, QuickBooks answers, replays, mapping changes.
+
+    Times are UTC. An unknown --event or --format exits 1 and lists the valid values.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from mlconnector import audit_trail
+
+    store = _existing_store(_ctx(ctx))
+    chosen = audit_trail.parse_format(fmt)
+    listing = audit_trail.list_audit(
+        store, report_id=report, since=audit_trail.parse_since(since) if since else None,
+        event=audit_trail.parse_event(event, store.audit.events()) if event else None,
+        limit=audit_trail.effective_limit(chosen, limit, report),
+    )
+    from mlconnector.audit_format import rows_to_csv, rows_to_json, summarize
+
+    if chosen == "json":
+        typer.echo(rows_to_json(listing.rows))
+    elif chosen == "csv":
+        typer.echo(rows_to_csv(listing.rows), nl=False)
+    else:
+        from mlconnector.render import audit_table
+
+        data = [{**r.as_dict(), "summary": summarize(r)} for r in listing.rows]
+        _console().print(audit_table(data, matching=listing.matching, limit=listing.limit))
+
+
+@audit_app.command("verify")
+@_handle_errors
+def audit_verify(ctx: typer.Context) -> None:
+    """Check the audit log's hash chain; exit 1 and name the first row that does not match."""
+    from mlconnector.audit_trail import check_chain
+
+    check = check_chain(_existing_store(_ctx(ctx)))
+    if not check.intact:
+        _console(stderr=True).print(f"Error: {check.describe()}", markup=False)
+        raise typer.Exit(ExitCode.USER)
+    _console().print(check.describe(), markup=False)
+
+
+# ------------------------------------------------------------------------------------- replay
+
+
+@app.command()
+@_handle_errors
+def replay(
+    ctx: typer.Context,
+    report_id: Annotated[str, typer.Argument(metavar="REPORT_ID", help="The Expensify report ID.")],
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Also for a posted report: QuickBooks is checked by RefNumber, posted only if absent."),
+    ] = False,
+) -> None:
+    """Queue a failed or blocked report again, planned with the current mappings.
+
+    A posted report is refused unless --force; then the next Web Connector session first looks it up
+    in QuickBooks and posts it only if it is not there. Exits 4 when the report is still blocked.
+    """
+    import datetime as dt
+
+    from mlconnector.replay import ReplayOutcome, replay_report
+
+    app_ctx = _ctx(ctx)
+    config = app_ctx.config()
+    result = replay_report(_existing_store(app_ctx), config, report_id, force=force, today=dt.date.today(),
+                           actor=_actor())
+    out = _console()
+    rid = result.report_id
+    if result.outcome is ReplayOutcome.QUEUED:
+        how = "planned again with the current mappings" if result.replanned else "same plan as before"
+        out.print(f"Report {rid}: queued {result.queued} posting(s) for the next Web Connector session ({how}).",
+                  markup=False)
+    elif result.outcome is ReplayOutcome.ALREADY_QUEUED:
+        out.print(f"Report {rid} is already queued with this plan; the next Web Connector session posts it.",
+                  markup=False)
+    elif result.outcome is ReplayOutcome.RECHECK:
+        for ref, txn in result.rechecked:
+            out.print(f"Report {rid}: the next Web Connector session asks QuickBooks for RefNumber {ref}"
+                      f" (was TxnID {txn}) and posts it only if QuickBooks no longer has it.", markup=False)
+        if result.queued:
+            out.print(f"Report {rid}: {result.queued} failed part(s) queued again as planned.", markup=False)
+    elif result.outcome is ReplayOutcome.NOTHING_TO_POST:
+        out.print(f"Report {rid} has nothing to post: {'; '.join(result.reasons) or 'no expenses to post'}",
+                  markup=False)
+    else:
+        out.print(f"Report {rid} is still blocked:", markup=False)
+        for reason in result.reasons:
+            out.print(f"  {reason}", markup=False)
+        raise typer.Exit(ExitCode.PARTIAL)
+
+
 # ---------------------------------------------------------------------------------------- map
 
 map_app = typer.Typer(help="Map Expensify categories, tags and employees to QuickBooks names.", no_args_is_help=True)

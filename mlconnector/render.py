@@ -33,6 +33,7 @@ def status_view(report: dict[str, Any]) -> RenderableType:
     if report.get("changed_after_posting"):
         lines.append(Text("Changed in Expensify after posting (check QuickBooks by hand): "
                           + ", ".join(report["changed_after_posting"]), style="yellow"))
+    lines.append(_web_connector_line(report))
     table = Table(title="Postings", title_justify="left")
     table.add_column("State")
     table.add_column("Count", justify="right")
@@ -50,7 +51,79 @@ def status_view(report: dict[str, Any]) -> RenderableType:
         for item in reasons:
             why.add_row(str(item["reports"]), Text(item["reason"]))
         parts.append(why)
+    parts.extend(_attention_tables(report))
     return Group(*parts)
+
+
+def _web_connector_line(report: dict[str, Any]) -> Text:
+    contact, session = report.get("last_qbwc_contact"), report.get("qbwc_session")
+    if not contact and not session:
+        return Text("Web Connector: no contact yet (mlconnector qwc writes the file to add in the Web Connector)",
+                    style="yellow")
+    text = f"Web Connector: last login {_when(contact)}"
+    if session:
+        text += f"; newest session {session['state']}, last call {_when(session['last_seen_at'])}"
+        if session.get("last_error"):
+            text += f" ({session['last_error']})"
+    return Text(text)
+
+
+def _when(iso: str | None) -> str:
+    return f"{iso[:19].replace('T', ' ')} UTC" if iso else "never"
+
+
+def _part(item: dict[str, Any]) -> str:
+    return f"{item['part']}/{item['part_count']}"
+
+
+def _attention_tables(report: dict[str, Any]) -> list[RenderableType]:
+    parts: list[RenderableType] = []
+    blocked, failed = report.get("blocked"), report.get("failed")
+    if blocked and blocked["items"]:
+        table = Table(title="Blocked (fix, then mlconnector replay REPORT_ID)", title_justify="left")
+        for name in ("Report", "Part", "Reason and fix"):
+            table.add_column(name, overflow="fold")
+        for item in blocked["items"]:
+            table.add_row(item["report_id"], _part(item), Text(item["reason"]))
+        parts.append(table)
+        if blocked["more"]:
+            parts.append(Text(f"… and {blocked['more']} more blocked (mlconnector map check lists every name)"))
+    if failed and failed["items"]:
+        table = Table(title="Failed in QuickBooks (fix, then mlconnector replay REPORT_ID)", title_justify="left")
+        for name in ("Report", "Part", "When", "QuickBooks said"):
+            table.add_column(name, overflow="fold")
+        for item in failed["items"]:
+            said = (f"{item['qb_status_code']}: {item['qb_status_message'] or ''}"
+                    if item["qb_status_code"] is not None else item["reason"])
+            table.add_row(item["report_id"], _part(item), _when(item["at"]), Text(said, style="red"))
+        parts.append(table)
+        if failed["more"]:
+            parts.append(Text(f"… and {failed['more']} more failed (mlconnector audit --event failed)"))
+    return parts
+
+
+_EVENT_STYLE = {"failed": "red", "blocked": "yellow", "posted": "green", "recovered": "green",
+                "in_doubt": "yellow", "changed_after_posting": "red", "replayed": "cyan"}
+
+
+def audit_table(rows: list[dict[str, Any]], *, matching: int, limit: int | None) -> RenderableType:
+    """The ``audit`` listing: one line per event, oldest first, and a footer when rows were left out."""
+    if not rows:
+        return Text("No audit rows match.")
+    table = Table(title_justify="left")
+    for name, kwargs in (("Time (UTC)", {"no_wrap": True}), ("Event", {}), ("Report", {}), ("Posting", {}),
+                         ("By", {}), ("What", {"overflow": "fold"})):
+        table.add_column(name, **kwargs)
+    for row in rows:
+        table.add_row(
+            row["at"][:19].replace("T", " "), Text(row["event"], style=_EVENT_STYLE.get(row["event"], "")),
+            row["report_id"] or "", str(row["posting_id"] or ""), row["actor"], Text(row["summary"]),
+        )
+    if len(rows) >= matching:
+        return table
+    footer = Text(f"Showing the newest {len(rows)} of {matching} rows (limit {limit}); "
+                  "--limit 0 shows all, --format csv or json exports them.", style="dim")
+    return Group(table, footer)
 
 
 def mappings_table(rows: list[dict[str, Any]]) -> RenderableType:

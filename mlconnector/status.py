@@ -38,13 +38,57 @@ def collect_status(paths: Paths) -> dict[str, Any]:
             reports = report_counts(store)
             reasons = top_blocked_reasons(store)
             pulls = _pull_status(store)
+            dashboard = {**web_connector_status(store), **attention(store)}
         finally:
             store.close()
     else:
         pulls = {"last_pull": None, "changed_after_posting": []}
+        dashboard = {"last_qbwc_contact": None, "qbwc_session": None,
+                     "blocked": _empty_list(), "failed": _empty_list()}
     return {
         "config": config, "state": state, "postings": counts, "log_dir": str(paths.log_dir),
-        "reports": reports, "blocked_reasons": reasons, **pulls,
+        "reports": reports, "blocked_reasons": reasons, **pulls, **dashboard,
+    }
+
+
+# How many blocked and failed postings status lists by name; the rest are counted ("more").
+ATTENTION_LIMIT = 20
+
+
+def _empty_list() -> dict[str, Any]:
+    return {"count": 0, "items": [], "more": 0}
+
+
+def web_connector_status(store: Store) -> dict[str, Any]:
+    """When the Web Connector last logged in, and how its newest session stands (no ticket: it is a credential)."""
+    row = store.conn.execute(
+        "SELECT state, created_at, last_seen_at, closed_at, last_error FROM qbwc_sessions"
+        " ORDER BY created_at DESC LIMIT 1"
+    ).fetchone()
+    session = dict(zip(("state", "started_at", "last_seen_at", "closed_at", "last_error"), row)) if row else None
+    return {"last_qbwc_contact": store.get_setting("qbwc.last_contact"), "qbwc_session": session}
+
+
+def attention(store: Store, limit: int = ATTENTION_LIMIT) -> dict[str, Any]:
+    """The blocked postings (by report) and the failed ones (newest first), each with its reason."""
+    blocked = [
+        {"report_id": r[0], "part": r[1], "part_count": r[2], "reason": r[3] or ""}
+        for r in store.conn.execute(
+            "SELECT report_id, part, part_count, reason FROM postings WHERE state = 'blocked'"
+            " ORDER BY report_id, part LIMIT ?", (limit,))
+    ]
+    failed = [
+        {"report_id": r[0], "part": r[1], "part_count": r[2], "ref_number": r[3], "reason": r[4] or "",
+         "qb_status_code": r[5], "qb_status_message": r[6], "at": r[7]}
+        for r in store.conn.execute(
+            "SELECT report_id, part, part_count, ref_number, reason, qb_status_code, qb_status_message, updated_at"
+            " FROM postings WHERE state = 'failed' ORDER BY updated_at DESC, id DESC LIMIT ?", (limit,))
+    ]
+    totals = dict(store.conn.execute(
+        "SELECT state, COUNT(*) FROM postings WHERE state IN ('blocked', 'failed') GROUP BY state").fetchall())
+    return {
+        name: {"count": int(totals.get(name, 0)), "items": items, "more": int(totals.get(name, 0)) - len(items)}
+        for name, items in (("blocked", blocked), ("failed", failed))
     }
 
 

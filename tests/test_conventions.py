@@ -30,6 +30,8 @@ FORBIDDEN = {
     "pull": {"cli", "soap", "qbxml", "sandbox"},
     "policy_lists": {"cli", "soap", "qbxml", "sandbox", "pull"},
     "sandbox": {"store", "audit", "reports", "pull", "cli", "soap", "qbxml"},
+    "replay": {"cli", "soap", "sandbox", "expensify", "qbxml"},
+    "audit_trail": {"cli", "soap", "sandbox", "expensify", "qbxml", "render"},
 }
 THIRD_PARTY_FORBIDDEN = {
     "mapping": {"sqlite3", "requests", "lxml", "spyne", "typer", "rich"},
@@ -38,6 +40,8 @@ THIRD_PARTY_FORBIDDEN = {
     # Services leave HTTP to the expensify package and rendering to the CLI.
     "pull": {"requests", "typer", "rich"},
     "policy_lists": {"requests", "typer", "rich"},
+    "replay": {"requests", "typer", "rich"},
+    "audit_trail": {"requests", "typer", "rich"},
 }
 
 
