@@ -230,3 +230,54 @@ def test_a_3000_line_report_is_split_so_no_message_exceeds_the_line_budget(
     assert max(line_counts) <= 600 and sum(line_counts) == 3000
     assert sum((b.total for b in qb.bills()), D("0")) == big.total
     assert summary.round_trips == 1 + 6  # the lists, then 3000 lines / 500 per message (two 250-line parts)
+
+
+@pytest.mark.parametrize("still_in_quickbooks", [True, False], ids=["already-there", "deleted-in-quickbooks"])
+def test_a_forced_replay_of_a_posted_report_checks_quickbooks_first_and_never_posts_twice(
+    tmp_path: Path, qb: QuickBooksSimulator, still_in_quickbooks: bool
+) -> None:
+    from mlconnector.replay import replay_report
+
+    config = _config("bill")
+    with serving(tmp_path / "state.db", config) as (url, store):
+        _queue(store, config, SAMPLE[:1])
+        assert _run(url, qb).stopped == "done"
+        first_txn = postings_for_report(store, "R00Ann1")[0].txn_id
+        if not still_in_quickbooks:
+            qb.transactions[:] = [t for t in qb.transactions if t.ref_number != "R00Ann1"]
+        replay_report(store, config, "R00Ann1", force=True, today=TODAY, actor="test")
+        assert [p.state for p in postings_for_report(store, "R00Ann1")] == [PostingState.IN_DOUBT]
+        assert _run(url, qb).stopped == "done"
+        (posting,) = postings_for_report(store, "R00Ann1")
+    bills = qb.find_txns(ref_number="R00Ann1")
+    assert posting.state is PostingState.POSTED and len(bills) == 1
+    if still_in_quickbooks:
+        assert posting.txn_id == first_txn  # found by RefNumber: nothing was written
+    else:
+        assert posting.txn_id == bills[0].txn_id != first_txn  # absent, so posted again, once
+
+
+def test_replay_of_a_failed_report_after_fixing_its_mapping_posts_it_exactly_once(
+    tmp_path: Path, qb: QuickBooksSimulator
+) -> None:
+    from mlconnector.mapping_store import set_mapping
+    from mlconnector.planning import replan_unsent
+    from mlconnector.replay import replay_report
+
+    config = _config("bill")
+    qb.fail_next("BillAddRq", 3140, 'There is an invalid reference to QuickBooks Account "Office Supplies" in the Bill.')
+    with serving(tmp_path / "state.db", config) as (url, store):
+        _queue(store, config, SAMPLE[2:])
+        assert _run(url, qb).stopped == "done"
+        (failed,) = postings_for_report(store, "R00Bob1")
+        assert failed.state is PostingState.FAILED and failed.qb_status_code == 3140
+        assert "mlconnector replay R00Bob1" in (failed.reason or "")
+        set_mapping(store, "category", "Office Supplies", "Automobile Expense", actor="test")
+        replan_unsent(store, config, today=TODAY, actor="test")  # what `map set` runs; failed reports stay failed
+        replay_report(store, config, "R00Bob1", today=TODAY, actor="test")
+        assert [p.state for p in postings_for_report(store, "R00Bob1")] == [PostingState.QUEUED]
+        assert _run(url, qb).stopped == "done"
+        (posted,) = postings_for_report(store, "R00Bob1")
+    (bill,) = qb.find_txns(ref_number="R00Bob1")
+    assert posted.state is PostingState.POSTED and posted.txn_id == bill.txn_id
+    assert [ln.account for ln in bill.lines] == ["Automobile Expense"]
