@@ -30,6 +30,7 @@ from mlconnector.errors import (
     MlConnectorError,
     RefusedError,
 )
+from mlconnector.models import PostingMode
 from mlconnector.paths import ENV_EXPENSIFY_SECRET, ENV_QBWC_PASSWORD, Paths, resolve_paths
 
 if TYPE_CHECKING:
@@ -673,6 +674,59 @@ def map_refresh(
     from mlconnector.render_pull import lists_view
 
     _console().print(lists_view(summary.as_dict()))
+
+
+# --------------------------------------------------------------------------------------- demo
+
+
+def _has_command(name: str) -> bool:
+    return any((info.name or (info.callback.__name__ if info.callback else "")) == name
+               for info in app.registered_commands)
+
+
+@app.command()
+@_handle_errors
+def demo(
+    ctx: typer.Context,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the temporary home and print its path, to inspect it with --home.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    mode: Annotated[
+        PostingMode, typer.Option("--mode", case_sensitive=False, help="Post the sample as bills or journal entries.")
+    ] = PostingMode.BILL,
+) -> None:
+    """Run the whole flow offline against built-in Expensify and QuickBooks simulators, and show the result.
+
+    Uses a temporary home (never your configuration) and free loopback ports; everything it starts is
+    stopped before it returns. One sample report is blocked on purpose, to show a missing mapping
+    and its fix; the demo still exits 0.
+    """
+    from mlconnector.demo import demo_home, run_demo
+    from mlconnector.logs import setup_logging
+
+    app_ctx = _ctx(ctx)
+    out = _console()
+    spinner = out.is_terminal and not as_json
+    with demo_home(keep) as home:
+        # The demo's log belongs to the demo's home: kept with it, removed with it.
+        setup_logging(home / "logs", verbose=app_ctx.verbose)
+        try:
+            if spinner:
+                with out.status("Starting the demo") as status:
+                    result = run_demo(home, mode=mode, keep=keep, progress=lambda step: status.update(step))
+            else:
+                result = run_demo(home, mode=mode, keep=keep)
+        finally:
+            setup_logging(None, verbose=app_ctx.verbose)  # closes the file, so the folder can go
+    data = result.as_dict()
+    if as_json:
+        _print_json(data)
+        return
+    from mlconnector.render_demo import demo_view
+
+    inspect = [f"mlconnector --home {home} {name}" for name in ("status", "audit") if _has_command(name)]
+    out.print(demo_view(data, inspect))
 
 
 def main() -> None:
