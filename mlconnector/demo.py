@@ -4,7 +4,7 @@
 
     temporary home: config.toml (as init writes it) + state.db
     Expensify simulator (loopback HTTP) ──pull──► reports stored ──plan──► queued or blocked
-    mlconnector serve's WSGI app (loopback, thread) ◄──SOAP── Web Connector driver ──qbXML──► QuickBooks simulator
+    serve's WSGI app (loopback, thread) ◄──SOAP── Web Connector driver ──qbXML──► QuickBooks simulator
     second pull: reports QuickBooks accepted are stamped as exported in Expensify
 
 Only the two outside systems are simulated; everything between them is the production code path
@@ -37,7 +37,7 @@ from mlconnector.errors import MlConnectorError
 from mlconnector.expensify.client import ExpensifyClient, RateLimiter
 from mlconnector.home import InitValues, initialize
 from mlconnector.models import PostingMode, PostingState
-from mlconnector.paths import resolve_paths
+from mlconnector.paths import Paths, resolve_paths
 from mlconnector.plan import plan_report
 from mlconnector.planning import mappings_for, plan_and_queue, settings_for
 from mlconnector.postings import postings_for_report, postings_in
@@ -181,7 +181,7 @@ def run_demo(
             ))
             password = secrets.token_urlsafe(24)  # typed into no Web Connector: never shown, never stored clear
             config = _write_home(home, expensify, password, mode, day)
-            store = Store.open(resolve_paths(home).state_file)
+            store = Store.open(_paths(home).state_file)
             stack.callback(store.close)
             client = stack.enter_context(ExpensifyClient(
                 config.expensify.partner_user_id, _secret(config), config.expensify.url,
@@ -238,10 +238,15 @@ def run_demo(
 # ------------------------------------------------------------------------------ the stages
 
 
+def _paths(home: Path) -> Paths:
+    # Not the environment: MLCONNECTOR_CONFIG must not send the demo's config.toml over the user's.
+    return resolve_paths(home, environ={})
+
+
 def _write_home(home: Path, expensify: ExpensifySimulator, password: str, mode: PostingMode,
                 today: dt.date) -> Config:
     """config.toml and state.db, written by the same code as ``mlconnector init``."""
-    paths = resolve_paths(home)
+    paths = _paths(home)
     initialize(paths, InitValues(
         expensify_user=expensify.partner_user_id, expensify_url=expensify.url,
         expensify_secret=expensify.partner_user_secret, qbwc_user=QBWC_USER, qbwc_password=password,

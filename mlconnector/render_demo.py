@@ -37,7 +37,8 @@ def story_view(data: dict[str, Any]) -> RenderableType:
                          if waiting and any("not been fetched yet" in b["reason"] for b in plan["blocked"])
                          else ".")),
         Text.assemble(("3. ", "bold"), f"The Web Connector ran {_plural(len(data['web_connector_runs']), 'time')} "
-                      f"against mlconnector serve ({data['server_url']}) and QuickBooks ({data['quickbooks']['company']}):"),
+                      f"against mlconnector serve ({data['server_url']}) and QuickBooks "
+                      f"({data['quickbooks']['company']}):"),
     ]
     for run in data["web_connector_runs"]:
         if run["round_trips"]:
