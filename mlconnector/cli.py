@@ -680,8 +680,10 @@ def map_refresh(
 
 
 def _has_command(name: str) -> bool:
-    return any((info.name or (info.callback.__name__ if info.callback else "")) == name
-               for info in app.registered_commands)
+    """True when ``mlconnector NAME`` exists (a command or a group)."""
+    import typer.main
+
+    return name in getattr(typer.main.get_command(app), "commands", {})
 
 
 @app.command()
@@ -708,24 +710,31 @@ def demo(
     app_ctx = _ctx(ctx)
     out = _console()
     spinner = out.is_terminal and not as_json
-    with demo_home(keep) as home:
-        # The demo's log belongs to the demo's home: kept with it, removed with it.
-        setup_logging(home / "logs", verbose=app_ctx.verbose)
-        try:
-            if spinner:
-                with out.status("Starting the demo") as status:
-                    result = run_demo(home, mode=mode, keep=keep, progress=lambda step: status.update(step))
-            else:
-                result = run_demo(home, mode=mode, keep=keep)
-        finally:
-            setup_logging(None, verbose=app_ctx.verbose)  # closes the file, so the folder can go
+    try:
+        with demo_home(keep) as home:
+            # The demo's log belongs to the demo's home: kept with it, removed with it.
+            setup_logging(home / "logs", verbose=app_ctx.verbose)
+            try:
+                if spinner:
+                    with out.status("Starting the demo") as status:
+                        result = run_demo(home, mode=mode, keep=keep, progress=lambda step: status.update(step))
+                else:
+                    result = run_demo(home, mode=mode, keep=keep)
+            finally:
+                setup_logging(None, verbose=app_ctx.verbose)  # closes the file, so the folder can go
+    finally:
+        setup_logging(app_ctx.paths.log_dir, verbose=app_ctx.verbose)
     data = result.as_dict()
     if as_json:
         _print_json(data)
         return
     from mlconnector.render_demo import demo_view
 
-    inspect = [f"mlconnector --home {home} {name}" for name in ("status", "audit") if _has_command(name)]
+    from mlconnector.mapping import command
+
+    featured = data["audit_trail"]["report_id"]
+    inspect = [command("--home", str(home), *args)
+               for args in (("status",), ("audit", "--report", featured)) if _has_command(args[0])]
     out.print(demo_view(data, inspect))
 
 

@@ -4,7 +4,7 @@
 
     temporary home: config.toml (as init writes it) + state.db
     Expensify simulator (loopback HTTP) ──pull──► reports stored ──plan──► queued or blocked
-    serve's WSGI app (loopback, thread) ◄──SOAP── Web Connector driver ──qbXML──► QuickBooks simulator
+    serve's WSGI app (loopback thread) ◄──SOAP── Web Connector driver ──qbXML──► QuickBooks simulator
     second pull: reports QuickBooks accepted are stamped as exported in Expensify
 
 Only the two outside systems are simulated; everything between them is the production code path

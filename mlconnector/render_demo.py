@@ -133,9 +133,10 @@ def next_steps_view(data: dict[str, Any], inspect: list[str]) -> RenderableType:
     """Where the demo's home went, and the commands that take a real installation live."""
     parts: list[RenderableType] = []
     kept = data["kept"]
+    stages = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in data["timings"].items())
     parts.append(Text(
-        f"Done in {data['elapsed_seconds']:.1f} s. Nothing is left running; "
-        + (f"the demo's home is kept at {data['home']}" if kept
+        f"Done in {data['elapsed_seconds']:.1f} s ({stages}). Nothing is left running; "
+        + (f"the demo's home is kept at {data['home']}" + (". Look inside:" if inspect else ".") if kept
            else "the temporary home was removed (--keep keeps it)."),
         style="green",
     ))
