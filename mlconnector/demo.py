@@ -32,7 +32,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from mlconnector.config import Config, load_config, write_config
+from mlconnector.config import Config, Secret, load_config, write_config
 from mlconnector.errors import MlConnectorError
 from mlconnector.expensify.client import ExpensifyClient, RateLimiter
 from mlconnector.home import InitValues, initialize
@@ -42,6 +42,7 @@ from mlconnector.plan import plan_report
 from mlconnector.planning import mappings_for, plan_and_queue, settings_for
 from mlconnector.postings import postings_for_report, postings_in
 from mlconnector.pull import PullSummary, pull_reports
+from mlconnector.redact import redact_text, register_secret
 from mlconnector.reports import load_report
 from mlconnector.sandbox import demo_sample as sample
 from mlconnector.sandbox.expensify import ExpensifySimulator
@@ -180,6 +181,7 @@ def run_demo(
                 not_ready_polls=NOT_READY_POLLS, rate_limits=DEMO_RATE_WINDOWS,
             ))
             password = secrets.token_urlsafe(24)  # typed into no Web Connector: never shown, never stored clear
+            register_secret(password)
             config = _write_home(home, expensify, password, mode, day)
             store = Store.open(_paths(home).state_file)
             stack.callback(store.close)
@@ -226,10 +228,11 @@ def run_demo(
         raise
     except MlConnectorError as exc:
         log.warning("the demo failed during %s: %s", stage, exc)
-        raise DemoError(f"the demo failed during {stage}: {exc}") from exc
+        raise DemoError(f"the demo failed during {stage}: {redact_text(str(exc))}") from exc
     except Exception as exc:  # a bug: the traceback goes to the log, the user gets one line
         log.exception("the demo failed during %s", stage)
-        raise DemoError(f"the demo failed during {stage}: unexpected {type(exc).__name__}: {exc}") from exc
+        raise DemoError(f"the demo failed during {stage}: unexpected {type(exc).__name__}: "
+                        f"{redact_text(str(exc))}") from exc
     result.timings = timings
     result.elapsed_seconds = time.perf_counter() - started
     return result
@@ -259,7 +262,7 @@ def _write_home(home: Path, expensify: ExpensifySimulator, password: str, mode: 
     return load_config(paths.config_file, environ={})
 
 
-def _secret(config: Config) -> Any:
+def _secret(config: Config) -> Secret:
     secret = config.expensify.partner_user_secret
     if secret is None:
         raise DemoError("the demo's config.toml lost its Expensify secret")
