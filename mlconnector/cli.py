@@ -176,7 +176,8 @@ def _main(
     from mlconnector.logs import setup_logging
 
     paths = resolve_paths(home, config)
-    setup_logging(paths.log_dir, verbose=verbose)
+    # demo logs into its own temporary home: it must not create or write anything of the user's.
+    setup_logging(None if ctx.invoked_subcommand == "demo" else paths.log_dir, verbose=verbose)
     context = AppContext(paths=paths, verbose=verbose)
     ctx.obj = context
     ctx.call_on_close(context.close)
@@ -710,20 +711,17 @@ def demo(
     app_ctx = _ctx(ctx)
     out = _console()
     spinner = out.is_terminal and not as_json
-    try:
-        with demo_home(keep) as home:
-            # The demo's log belongs to the demo's home: kept with it, removed with it.
-            setup_logging(home / "logs", verbose=app_ctx.verbose)
-            try:
-                if spinner:
-                    with out.status("Starting the demo") as status:
-                        result = run_demo(home, mode=mode, keep=keep, progress=lambda step: status.update(step))
-                else:
-                    result = run_demo(home, mode=mode, keep=keep)
-            finally:
-                setup_logging(None, verbose=app_ctx.verbose)  # closes the file, so the folder can go
-    finally:
-        setup_logging(app_ctx.paths.log_dir, verbose=app_ctx.verbose)
+    with demo_home(keep) as home:
+        # The demo's log belongs to the demo's home: kept with it, removed with it.
+        setup_logging(home / "logs", verbose=app_ctx.verbose)
+        try:
+            if spinner:
+                with out.status("Starting the demo") as status:
+                    result = run_demo(home, mode=mode, keep=keep, progress=lambda step: status.update(step))
+            else:
+                result = run_demo(home, mode=mode, keep=keep)
+        finally:
+            setup_logging(None, verbose=app_ctx.verbose)  # closes the file, so the folder can go
     data = result.as_dict()
     if as_json:
         _print_json(data)

@@ -207,6 +207,12 @@ def test_keep_prints_the_home_and_how_to_inspect_it(temp_root: Path) -> None:
     assert f"mlconnector --home {home} status" in flat
 
 
+def test_the_demo_creates_nothing_in_the_users_home(temp_root: Path, home: Path) -> None:
+    result = _invoke("demo")
+    assert result.exit_code == 0, result.output
+    assert not home.exists()  # not even logs/: the demo logs into its temporary home
+
+
 def test_the_demo_never_reads_the_users_home_or_config(temp_root: Path, home: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     home.mkdir()
