@@ -726,9 +726,8 @@ def demo(
     if as_json:
         _print_json(data)
         return
-    from mlconnector.render_demo import demo_view
-
     from mlconnector.mapping import command
+    from mlconnector.render_demo import demo_view
 
     featured = data["audit_trail"]["report_id"]
     inspect = [command("--home", str(home), *args)
