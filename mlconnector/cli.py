@@ -30,6 +30,7 @@ from mlconnector.errors import (
     MlConnectorError,
     RefusedError,
 )
+from mlconnector.models import PostingMode
 from mlconnector.paths import ENV_EXPENSIFY_SECRET, ENV_QBWC_PASSWORD, Paths, resolve_paths
 
 if TYPE_CHECKING:
@@ -175,7 +176,8 @@ def _main(
     from mlconnector.logs import setup_logging
 
     paths = resolve_paths(home, config)
-    setup_logging(paths.log_dir, verbose=verbose)
+    # demo logs into its own temporary home: it must not create or write anything of the user's.
+    setup_logging(None if ctx.invoked_subcommand == "demo" else paths.log_dir, verbose=verbose)
     context = AppContext(paths=paths, verbose=verbose)
     ctx.obj = context
     ctx.call_on_close(context.close)
@@ -801,6 +803,64 @@ def map_refresh(
     from mlconnector.render_pull import lists_view
 
     _console().print(lists_view(summary.as_dict()))
+
+
+# --------------------------------------------------------------------------------------- demo
+
+
+def _has_command(name: str) -> bool:
+    """True when ``mlconnector NAME`` exists (a command or a group)."""
+    import typer.main
+
+    return name in getattr(typer.main.get_command(app), "commands", {})
+
+
+@app.command()
+@_handle_errors
+def demo(
+    ctx: typer.Context,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the temporary home and print its path, to inspect it with --home.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    mode: Annotated[
+        PostingMode, typer.Option("--mode", case_sensitive=False, help="Post the sample as bills or journal entries.")
+    ] = PostingMode.BILL,
+) -> None:
+    """Run the whole flow offline against built-in Expensify and QuickBooks simulators, and show the result.
+
+    Uses a temporary home (never your configuration) and free loopback ports; everything it starts is
+    stopped before it returns. One sample report is blocked on purpose, to show a missing mapping
+    and its fix; the demo still exits 0.
+    """
+    from mlconnector.demo import demo_home, run_demo
+    from mlconnector.logs import setup_logging
+
+    app_ctx = _ctx(ctx)
+    out = _console()
+    spinner = out.is_terminal and not as_json
+    with demo_home(keep) as home:
+        # The demo's log belongs to the demo's home: kept with it, removed with it.
+        setup_logging(home / "logs", verbose=app_ctx.verbose)
+        try:
+            if spinner:
+                with out.status("Starting the demo") as status:
+                    result = run_demo(home, mode=mode, keep=keep, progress=lambda step: status.update(step))
+            else:
+                result = run_demo(home, mode=mode, keep=keep)
+        finally:
+            setup_logging(None, verbose=app_ctx.verbose)  # closes the file, so the folder can go
+    data = result.as_dict()
+    if as_json:
+        _print_json(data)
+        return
+    from mlconnector.mapping import command
+    from mlconnector.render_demo import demo_view
+
+    featured = data["audit_trail"]["report_id"]
+    inspect = [command("--home", str(home), *args)
+               for args in (("status",), ("audit", "--report", featured)) if _has_command(args[0])]
+    out.print(demo_view(data, inspect))
 
 
 def main() -> None:

@@ -1,0 +1,447 @@
+"""``mlconnector demo``: the whole flow, offline, against the built-in simulators, in a temporary home.
+
+::
+
+    temporary home: config.toml (as init writes it) + state.db
+    Expensify simulator (loopback HTTP) ──pull──► reports stored ──plan──► queued or blocked
+    serve's WSGI app (loopback thread) ◄──SOAP── Web Connector driver ──qbXML──► QuickBooks simulator
+    second pull: reports QuickBooks accepted are stamped as exported in Expensify
+
+Only the two outside systems are simulated; everything between them is the production code path
+(``pull_reports`` with the real client over HTTP, ``plan_and_queue``, ``QbwcService`` with
+``make_work`` behind the real WSGI app and server). Expensify's rate limits and the export's
+"not ready" polls are shortened, not skipped.
+
+Nothing here prints: :func:`run_demo` returns a :class:`DemoResult` that ``cli.py`` renders. Every
+server it starts is stopped, and its thread joined, before it returns, whatever happened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from mlconnector.config import Config, Secret, load_config, write_config
+from mlconnector.errors import MlConnectorError
+from mlconnector.expensify.client import ExpensifyClient, RateLimiter
+from mlconnector.home import InitValues, initialize
+from mlconnector.models import PostingMode, PostingState
+from mlconnector.paths import Paths, resolve_paths
+from mlconnector.plan import plan_report
+from mlconnector.planning import mappings_for, plan_and_queue, settings_for
+from mlconnector.postings import postings_for_report, postings_in
+from mlconnector.pull import PullSummary, pull_reports
+from mlconnector.redact import redact_text, register_secret
+from mlconnector.reports import load_report
+from mlconnector.sandbox import demo_sample as sample
+from mlconnector.sandbox.expensify import ExpensifySimulator
+from mlconnector.sandbox.quickbooks import QuickBooksSimulator, Txn, TxnLine
+from mlconnector.sandbox.webconnector import RunSummary, WebConnector
+from mlconnector.store import Store
+
+log = logging.getLogger("mlconnector.demo")
+
+QBWC_USER = "mlconnector-demo"
+# A whole run makes about ten Expensify calls; at the real 5-per-10-s pace the demo would spend most
+# of its time waiting, so the limiter keeps its code path with a wider window.
+DEMO_RATE_WINDOWS = ((50, 1.0),)
+NOT_READY_POLLS = 1  # the first download poll answers "not ready", as Expensify's often does
+POLL_DELAY = 0.05
+# Lists first, then the writes, then "none": three runs at most; the rest is a safety bound.
+MAX_WEB_CONNECTOR_RUNS = 5
+FAILED_RUN_ENDINGS = frozenset({"nvu", "busy", "error", "crashed", "connection_error", "noop_limit"})
+
+
+class DemoError(MlConnectorError):
+    """The demo's own machinery failed (not the sample's blocked report, which is expected): exit 1."""
+
+
+@dataclass
+class DemoResult:
+    """Everything ``mlconnector demo`` shows; :meth:`as_dict` is also its ``--json`` output."""
+
+    home: str
+    kept: bool
+    mode: str
+    expensify_url: str
+    server_url: str
+    reports: list[dict[str, Any]]
+    transactions: list[dict[str, Any]]
+    blocked: list[dict[str, Any]]
+    first_pull: dict[str, Any]
+    second_pull: dict[str, Any]
+    web_connector_runs: list[dict[str, Any]]
+    audit_trail: dict[str, Any]
+    quickbooks: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+    elapsed_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape (keys are only ever added)."""
+        return {
+            "home": self.home, "kept": self.kept, "mode": self.mode, "expensify_url": self.expensify_url,
+            "server_url": self.server_url, "reports": self.reports, "transactions": self.transactions,
+            "blocked": self.blocked, "first_pull": self.first_pull, "second_pull": self.second_pull,
+            "web_connector_runs": self.web_connector_runs, "audit_trail": self.audit_trail,
+            "quickbooks": self.quickbooks, "timings": self.timings,
+            "elapsed_seconds": round(self.elapsed_seconds, 2), "next_steps": next_steps(),
+        }
+
+
+def next_steps() -> list[dict[str, str]]:
+    """The real commands, in order, that take an installation live."""
+    return [
+        {"command": "mlconnector init",
+         "does": "asks for your Expensify partner credentials and a Web Connector password; writes config.toml"},
+        {"command": "mlconnector map refresh", "does": "fetches your policies' categories, tags and employees"},
+        {"command": "mlconnector map check",
+         "does": "shows how each name maps to QuickBooks; mlconnector map set fixes what blocks"},
+        {"command": "mlconnector pull", "does": "exports approved reports and queues them (schedule it daily)"},
+        {"command": "mlconnector qwc", "does": "writes the .qwc file to add in the QuickBooks Web Connector"},
+        {"command": "mlconnector serve", "does": "runs the endpoint the Web Connector polls"},
+    ]
+
+
+@contextmanager
+def demo_home(keep: bool = False) -> Iterator[Path]:
+    """A fresh temporary home, removed afterwards unless ``keep``.
+
+    A failed demo keeps it too: its log file is the only account of what went wrong.
+    """
+    home = Path(tempfile.mkdtemp(prefix="mlconnector-demo-"))
+    keep_it = keep
+    try:
+        yield home
+    except DemoError as exc:
+        keep_it = True
+        exc.hint = f"the log is {home / 'logs' / 'mlconnector.log'}"
+        raise
+    finally:
+        if not keep_it:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+Progress = Callable[[str], None]
+
+
+def _quiet(step: str) -> None:
+    return None
+
+
+def run_demo(
+    home: Path,
+    *,
+    mode: PostingMode = PostingMode.BILL,
+    keep: bool = False,
+    today: dt.date | None = None,
+    progress: Progress | None = None,
+    schema_dir: Path | None = None,
+) -> DemoResult:
+    """Run the whole flow in ``home`` (an empty folder) and describe what happened.
+
+    ``keep`` is only recorded in the result (the caller owns the folder). ``progress(step)`` is
+    told each stage as it starts. ``schema_dir`` (Intuit's qbXML schemas) makes the QuickBooks
+    simulator validate every request, as tests do; the demo itself never needs it.
+
+    Raises:
+        DemoError: a stage failed, or the sample did not end as it always should (every report
+            posted except the one blocked on purpose).
+    """
+    notify = progress or _quiet
+    day = today or dt.datetime.now(dt.timezone.utc).date()
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    stage, mark = "starting", started
+
+    def begin(name: str, text: str) -> None:
+        nonlocal stage, mark
+        now = time.perf_counter()
+        if stage != "starting":
+            timings[stage] = round(now - mark, 3)
+        stage, mark = name, now
+        notify(text)
+
+    try:
+        with ExitStack() as stack:
+            begin("setup", "Starting the Expensify simulator and writing a temporary home")
+            expensify = stack.enter_context(ExpensifySimulator(
+                sample.expensify_reports(day), policies=sample.policies(),
+                partner_user_id="aa_demo_acme_example_com", partner_user_secret=secrets.token_urlsafe(18),
+                not_ready_polls=NOT_READY_POLLS, rate_limits=DEMO_RATE_WINDOWS,
+            ))
+            password = secrets.token_urlsafe(24)  # typed into no Web Connector: never shown, never stored clear
+            register_secret(password)
+            config = _write_home(home, expensify, password, mode, day)
+            store = Store.open(_paths(home).state_file)
+            stack.callback(store.close)
+            client = stack.enter_context(ExpensifyClient(
+                config.expensify.partner_user_id, _secret(config), config.expensify.url,
+                limiter=RateLimiter(DEMO_RATE_WINDOWS), poll_delay=POLL_DELAY,
+            ))
+
+            begin("pull", "Pulling approved reports from Expensify and planning them")
+            first = pull_reports(store, client, config)
+            first_plan = plan_and_queue(store, config, today=day, actor="pull")
+
+            begin("post", "Serving the Web Connector endpoint and posting into QuickBooks")
+            quickbooks = sample.quickbooks(schema_dir=schema_dir)
+            server_url = _start_server(stack, store, config)
+            connector = WebConnector(server_url, config.qbwc.username, password,
+                                     quickbooks=quickbooks.process_request, hcp_response=quickbooks.hcp_response(),
+                                     noop_delay=0)
+            stack.callback(connector.http.close)
+            runs = _drive(connector, store)
+
+            begin("stamp", "Pulling again: stamping posted reports as exported in Expensify")
+            second = pull_reports(store, client, config)
+            plan_and_queue(store, config, today=day, actor="pull")
+
+            begin("collect", "Collecting the results")
+            _check_outcome(store, runs)
+            result = DemoResult(
+                home=str(home), kept=keep, mode=mode.value, expensify_url=expensify.url, server_url=server_url,
+                reports=_reports(store, expensify, config),
+                transactions=_transactions(store, quickbooks),
+                blocked=_blocked(store, config, day),
+                first_pull={**_pull_dict(first), "plan": first_plan.as_dict()},
+                second_pull=_pull_dict(second),
+                web_connector_runs=[_run_dict(n, run) for n, run in enumerate(runs, 1)],
+                audit_trail=_audit_trail(store, sample.FEATURED_REPORT_ID),
+                quickbooks={"company": quickbooks.company_name, "bills": len(quickbooks.bills()),
+                            "journal_entries": len(quickbooks.journal_entries()),
+                            "requests": len(quickbooks.requests)},
+            )
+            begin("stop", "Stopping the servers")
+        timings[stage] = round(time.perf_counter() - mark, 3)
+    except DemoError:
+        raise
+    except MlConnectorError as exc:
+        log.warning("the demo failed during %s: %s", stage, exc)
+        raise DemoError(f"the demo failed during {stage}: {redact_text(str(exc))}") from exc
+    except Exception as exc:  # a bug: the traceback goes to the log, the user gets one line
+        log.exception("the demo failed during %s", stage)
+        raise DemoError(f"the demo failed during {stage}: unexpected {type(exc).__name__}: "
+                        f"{redact_text(str(exc))}") from exc
+    result.timings = timings
+    result.elapsed_seconds = time.perf_counter() - started
+    return result
+
+
+# ------------------------------------------------------------------------------ the stages
+
+
+def _paths(home: Path) -> Paths:
+    # Not the environment: MLCONNECTOR_CONFIG must not send the demo's config.toml over the user's.
+    return resolve_paths(home, environ={})
+
+
+def _write_home(home: Path, expensify: ExpensifySimulator, password: str, mode: PostingMode,
+                today: dt.date) -> Config:
+    """config.toml and state.db, written by the same code as ``mlconnector init``."""
+    paths = _paths(home)
+    initialize(paths, InitValues(
+        expensify_user=expensify.partner_user_id, expensify_url=expensify.url,
+        expensify_secret=expensify.partner_user_secret, qbwc_user=QBWC_USER, qbwc_password=password,
+        mode=mode.value,
+    ))
+    # init leaves the first pull's start to the user (or --since); the demo's reports are recent.
+    written = load_config(paths.config_file, environ={})
+    start = today - dt.timedelta(days=sample.START_DAYS_AGO)
+    write_config(paths.config_file, replace(written, expensify=replace(written.expensify, start_date=start)))
+    return load_config(paths.config_file, environ={})
+
+
+def _secret(config: Config) -> Secret:
+    secret = config.expensify.partner_user_secret
+    if secret is None:
+        raise DemoError("the demo's config.toml lost its Expensify secret")
+    return secret
+
+
+def _start_server(stack: ExitStack, store: Store, config: Config) -> str:
+    """``mlconnector serve``'s app on a free loopback port, stopped (thread joined) when the stack closes."""
+    from mlconnector.soap.server import make_wsgi_app, running_server
+    from mlconnector.soap.session import QbwcService, SessionSettings
+    from mlconnector.soap.work import make_work
+
+    username, password_hash = config.require_qbwc_login()
+    settings = SessionSettings(username=username, password_hash=password_hash,
+                               company_file=config.quickbooks.company_file,
+                               max_qbxml_version=config.quickbooks.qbxml_version)
+    service = QbwcService(store, make_work(store, config), settings)
+    server = stack.enter_context(running_server(make_wsgi_app(lambda: service)))
+    return str(server.soap_url)
+
+
+def _drive(connector: WebConnector, store: Store) -> list[RunSummary]:
+    """Scheduled Web Connector runs until the server says "none", or a run changes nothing."""
+    runs: list[RunSummary] = []
+    before = store.posting_counts()
+    for _ in range(MAX_WEB_CONNECTOR_RUNS):
+        run = connector.run()
+        runs.append(run)
+        if run.stopped in FAILED_RUN_ENDINGS:
+            raise DemoError(f"Web Connector run {len(runs)} ended with {run.stopped!r}: "
+                            f"{run.last_error or run.close_message or 'no message'}")
+        after = store.posting_counts()
+        if run.auth_status == "none" or after == before:
+            break
+        before = after
+    return runs
+
+
+def _check_outcome(store: Store, runs: list[RunSummary]) -> None:
+    """The sample always ends the same way; anything else means the machinery broke."""
+    for record in postings_in(store, *PostingState):
+        expected = PostingState.BLOCKED if record.report_id == sample.BLOCKED_REPORT_ID else PostingState.POSTED
+        if record.state is not expected:
+            why = record.qb_status_message or record.reason or "no reason recorded"
+            raise DemoError(f"report {record.report_id} ended {record.state.value}, not {expected.value}: {why}")
+    posted = {r.report_id for r in postings_in(store, PostingState.POSTED)}
+    if len(posted) != len(sample.SAMPLE) - 1:
+        raise DemoError(f"{len(posted)} of {len(sample.SAMPLE) - 1} sample reports were posted "
+                        f"after {len(runs)} Web Connector run(s)")
+
+
+# ------------------------------------------------------------------------------ the result
+
+
+def _money(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.01'))}"
+
+
+def _pull_dict(summary: PullSummary) -> dict[str, Any]:
+    data = summary.as_dict()
+    return {key: data[key] for key in ("result", "counts", "new", "stamped", "stamp_error", "invalid")}
+
+
+def _reports(store: Store, expensify: ExpensifySimulator, config: Config) -> list[dict[str, Any]]:
+    label = config.expensify.export_label
+    out = []
+    for item in sample.SAMPLE:
+        report = load_report(store, item.report_id)
+        states = sorted({p.state.value for p in postings_for_report(store, item.report_id)})
+        out.append({
+            "report_id": report.report_id, "name": report.name, "employee": report.submitter_name,
+            "email": report.submitter_email, "total": _money(report.total), "expenses": len(report.expenses),
+            "state": "/".join(states), "exported_in_expensify": label in expensify.labels(report.report_id),
+        })
+    return out
+
+
+def _balancing(line: TxnLine, credit_account: str) -> bool:
+    """The journal entry's line on the A/P (or configured credit) account, which names the vendor."""
+    return line.side in ("credit", "debit") and line.account == credit_account
+
+
+def _line_dict(line: TxnLine, credit_account: str) -> dict[str, Any]:
+    balancing = _balancing(line, credit_account)
+    return {"side": line.side, "account": line.account, "amount": _money(line.amount), "memo": line.memo,
+            "class": line.klass, "customer": None if balancing else line.customer,
+            "vendor": line.customer if balancing else None, "billable": line.billable_status == "Billable"}
+
+
+def _accounts(txn: Txn, credit_account: str) -> list[dict[str, str]]:
+    """Net amount per expense account (refunds subtracted): where the money went."""
+    net: dict[str, Decimal] = {}
+    for line in txn.lines:
+        if txn.kind != "Bill" and _balancing(line, credit_account):
+            continue
+        sign = -1 if line.side == "credit" else 1
+        net[line.account] = net.get(line.account, Decimal("0")) + sign * line.amount
+    return [{"account": name, "amount": _money(amount)} for name, amount in net.items()]
+
+
+def _owed(txn: Txn, credit_account: str) -> Decimal:
+    """What the transaction says the company owes the employee: the bill total, or the journal's A/P credit.
+
+    (A journal entry's own total is its debits, which count a refund's credit line twice over.)
+    """
+    if txn.kind == "Bill":
+        return txn.total
+    return sum((ln.amount if ln.side == "credit" else -ln.amount
+                for ln in txn.lines if _balancing(ln, credit_account)), Decimal("0"))
+
+
+def _transactions(store: Store, quickbooks: QuickBooksSimulator) -> list[dict[str, Any]]:
+    """Each posted posting beside the transaction QuickBooks holds for it (matched by TxnID)."""
+    by_id = {t.txn_id: t for t in quickbooks.transactions}
+    out = []
+    for record in postings_in(store, PostingState.POSTED):
+        txn = by_id.get(record.txn_id or "")
+        if txn is None or record.posting is None:
+            raise DemoError(f"QuickBooks has no transaction {record.txn_id} for report {record.report_id}")
+        report = load_report(store, record.report_id)
+        posting = record.posting
+        out.append({
+            "report_id": record.report_id, "part": f"{record.part}/{record.part_count}",
+            "employee": report.submitter_name, "email": report.submitter_email, "vendor": posting.vendor,
+            "type": "Bill" if txn.kind == "Bill" else "Journal entry", "ref_number": txn.ref_number,
+            "txn_id": txn.txn_id, "edit_sequence": record.edit_sequence, "txn_date": txn.txn_date,
+            "total": _money(_owed(txn, posting.account)), "report_total": _money(report.total),
+            "credit_account": posting.account, "accounts": _accounts(txn, posting.account),
+            "lines": [_line_dict(line, posting.account) for line in txn.lines],
+        })
+    order = {r.report_id: n for n, r in enumerate(sample.SAMPLE)}
+    return sorted(out, key=lambda t: (order.get(t["report_id"], len(order)), t["part"]))
+
+
+def _blocked(store: Store, config: Config, today: dt.date) -> list[dict[str, Any]]:
+    """Each block of each blocked report, with the fix: planned again read-only for the structured reasons."""
+    mappings, settings = mappings_for(store, config), settings_for(config)
+    out = []
+    for record in postings_in(store, PostingState.BLOCKED):
+        report = load_report(store, record.report_id)
+        blocks = plan_report(report, mappings, settings, posting_day=today).blocked
+        base = {"report_id": report.report_id, "name": report.name, "employee": report.submitter_name,
+                "total": _money(report.total)}
+        if not blocks:  # the stored text is all there is
+            out.append({**base, "expense_id": None, "field": None, "reason": record.reason or "", "fix": ""})
+        for block in blocks:
+            out.append({**base, "expense_id": block.expense_id, "field": block.field, "reason": block.reason,
+                        "fix": block.fix})
+    return out
+
+
+_REQUEST_TAG = re.compile(r"<(\w+Rq)\b")
+
+
+def _request_names(request: str) -> dict[str, int]:
+    """``{"BillAddRq": 4}``: what one qbXML message asked QuickBooks to do."""
+    names: dict[str, int] = {}
+    for name in _REQUEST_TAG.findall(request):
+        if name != "QBXMLMsgsRq":
+            names[name] = names.get(name, 0) + 1
+    return names
+
+
+def _run_dict(number: int, run: RunSummary) -> dict[str, Any]:
+    return {
+        "run": number, "authenticate": "session" if run.ticket else (run.auth_status or "?"),
+        "stopped": run.stopped, "round_trips": run.round_trips, "soap_calls": len(run.calls),
+        "requests": [_request_names(text) for text in run.requests], "close_message": run.close_message,
+    }
+
+
+def _audit_trail(store: Store, report_id: str) -> dict[str, Any]:
+    from mlconnector.audit_format import summarize
+
+    rows = store.audit.rows(report_id=report_id)
+    return {
+        "report_id": report_id,
+        "rows": [{"id": r.id, "at": r.at, "actor": r.actor, "event": r.event, "summary": summarize(r)} for r in rows],
+    }
+
+
+__all__ = ["DemoError", "DemoResult", "demo_home", "next_steps", "run_demo"]
