@@ -281,3 +281,49 @@ def test_replay_of_a_failed_report_after_fixing_its_mapping_posts_it_exactly_onc
     (bill,) = qb.find_txns(ref_number="R00Bob1")
     assert posted.state is PostingState.POSTED and posted.txn_id == bill.txn_id
     assert [ln.account for ln in bill.lines] == ["Automobile Expense"]
+
+
+def _foreign_bill(ref: str) -> str:
+    """A bill a clerk typed in QuickBooks: same RefNumber, no ExternalGUID of ours."""
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><?qbxml version="13.0"?><QBXML><QBXMLMsgsRq onError="stopOnError">'
+        '<BillAddRq><BillAdd><VendorRef><FullName>Bob Jones</FullName></VendorRef><TxnDate>2026-03-30</TxnDate>'
+        f"<RefNumber>{ref}</RefNumber><ExpenseLineAdd><AccountRef><FullName>Office Supplies</FullName></AccountRef>"
+        "<Amount>999.00</Amount></ExpenseLineAdd></BillAdd></BillAddRq></QBXMLMsgsRq></QBXML>"
+    )
+
+
+def test_recovery_never_takes_someone_elses_transaction_with_our_refnumber_for_ours(
+    tmp_path: Path, qb: QuickBooksSimulator
+) -> None:
+    config = _config("bill")
+    # Busy twice: checked and re-sent once within the session, then left in doubt for the next one.
+    qb.fail_next("BillAddRq", 3175, "The bill could not be locked.", times=2)
+    with serving(tmp_path / "state.db", config) as (url, store):
+        _queue(store, config, SAMPLE[2:])
+        assert _run(url, qb).stopped == "done"
+        assert [p.state for p in postings_for_report(store, "R00Bob1")] == [PostingState.IN_DOUBT]
+        qb.process_request(_foreign_bill("R00Bob1"))  # meanwhile a clerk enters a vendor invoice "R00Bob1"
+        assert _run(url, qb).stopped == "done"
+        (posting,) = postings_for_report(store, "R00Bob1")
+    assert posting.state is PostingState.FAILED and posting.txn_id is None
+    assert "that ml-connector did not create" in (posting.reason or "")
+    assert [b.total for b in qb.find_txns(ref_number="R00Bob1")] == [D("999.00")]  # ours was not added either
+
+
+def test_a_forced_replay_finds_a_bill_renumbered_in_quickbooks_by_its_txnid(
+    tmp_path: Path, qb: QuickBooksSimulator
+) -> None:
+    from mlconnector.replay import replay_report
+
+    config = _config("bill")
+    with serving(tmp_path / "state.db", config) as (url, store):
+        _queue(store, config, SAMPLE[:1])
+        assert _run(url, qb).stopped == "done"
+        (first,) = postings_for_report(store, "R00Ann1")
+        qb.find_txns(ref_number="R00Ann1")[0].ref_number = "AP-2026-17"  # the bookkeeper renumbered it
+        replay_report(store, config, "R00Ann1", force=True, today=TODAY, actor="test")
+        assert _run(url, qb).stopped == "done"
+        (posting,) = postings_for_report(store, "R00Ann1")
+    assert posting.state is PostingState.POSTED and posting.txn_id == first.txn_id
+    assert len(qb.bills()) == 1

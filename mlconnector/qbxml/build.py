@@ -257,6 +257,25 @@ def txn_query_by_ref(
     return rq
 
 
+def txn_query_by_id(
+    mode: PostingMode, txn_ids: Sequence[str], request_id: str, version: str
+) -> etree._Element:
+    """A ``BillQueryRq`` or ``JournalEntryQueryRq`` by TxnID (a transaction we recorded may have been edited).
+
+    Raises:
+        QbxmlError: an unsupported version or no TxnID.
+    """
+    check_version(version)
+    if not txn_ids:
+        raise QbxmlError("a transaction query needs at least one TxnID")
+    tag = "BillQueryRq" if mode is PostingMode.BILL else "JournalEntryQueryRq"
+    rq = _request(tag, request_id)
+    for txn_id in dict.fromkeys(txn_ids):
+        _sub(rq, "TxnID", txn_id)
+    _sub(rq, "IncludeLineItems", "false")
+    return rq
+
+
 def build_message(
     requests: Sequence[etree._Element],
     *,

@@ -29,11 +29,18 @@ from enum import StrEnum
 
 from mlconnector.audit import AuditEvent
 from mlconnector.config import Config
-from mlconnector.errors import QbxmlError, QbxmlParseError
+from mlconnector.errors import NotFoundError, QbxmlError, QbxmlParseError
 from mlconnector.models import ListKind, PostingState
 from mlconnector.postings import Move, PostingRecord, get_posting, postings_in, transition, transition_many
 from mlconnector.qbxml.batch import BatchItem, build_batch
-from mlconnector.qbxml.build import build_message, list_query, txn_query_by_ref, write_request
+from mlconnector.qbxml.build import (
+    build_message,
+    external_guid,
+    list_query,
+    txn_query_by_id,
+    txn_query_by_ref,
+    write_request,
+)
 from mlconnector.qbxml.parse import ListRecord, MessageResponse, RequestResponse, parse_response
 from mlconnector.qbxml.status import Action
 from mlconnector.store import Store
@@ -168,8 +175,9 @@ class PostingWork:
         """``Posted 3, failed 1, blocked 1, in doubt 0`` for this session."""
         counts = dict.fromkeys(("posted", "failed", "in_doubt"), 0)
         for state, n in self.store.conn.execute(
-            "SELECT p.state, COUNT(*) FROM qbxml_message_items i JOIN qbxml_messages m ON m.id = i.message_id"
-            " JOIN postings p ON p.id = i.posting_id WHERE m.ticket = ? AND m.kind = ? GROUP BY p.state",
+            "SELECT p.state, COUNT(DISTINCT p.id) FROM qbxml_message_items i JOIN qbxml_messages m"
+            " ON m.id = i.message_id JOIN postings p ON p.id = i.posting_id WHERE m.ticket = ? AND m.kind = ?"
+            " GROUP BY p.state",
             (ticket, Kind.WRITE.value),
         ):
             if state in counts:
@@ -204,8 +212,9 @@ class PostingWork:
             return None
         old_id = row[0]
         doubtful = [p.id for p in postings_in(self.store, S.IN_DOUBT) if p.message_set_id == old_id]
+        # old = new = X is the status check (QBXML.md §2); a fresh new ID could clear X's stored answer.
         xml = build_message([], version=version, on_error="continueOnError",
-                            old_message_set_id=old_id, new_message_set_id=_new_message_set_id())
+                            old_message_set_id=old_id, new_message_set_id=old_id)
         return self._store_message(ticket, Kind.STATUS_CHECK, xml, doubtful, [])
 
     def _recovery_query(self, ticket: str, version: str) -> str | None:
@@ -214,9 +223,11 @@ class PostingWork:
         doubtful = [p for p in postings_in(self.store, S.IN_DOUBT) if p.posting is not None]
         if not doubtful:
             return None
-        requests = [
-            txn_query_by_ref(p.mode, [p.ref_number], f"r{p.id}", version) for p in doubtful
-        ]
+        requests = []
+        for p in doubtful:
+            requests.append(txn_query_by_ref(p.mode, [p.ref_number], f"r{p.id}", version))
+            if p.txn_id:  # a forced replay keeps the TxnID: the bill may have been edited, even renumbered
+                requests.append(txn_query_by_id(p.mode, [p.txn_id], f"t{p.id}", version))
         xml = build_message(requests, version=version, on_error="continueOnError")
         return self._store_message(ticket, Kind.RECOVERY_QUERY, xml, [p.id for p in doubtful], [])
 
@@ -230,31 +241,42 @@ class PostingWork:
                              how=f"error recovery of message set {message.message_set_id}")
 
     def _on_recovery_query(self, message: Message, parsed: MessageResponse) -> None:
+        """Posted only when the transaction is provably ours; queued again only when nothing has its RefNumber."""
         answers = parsed.by_request_id()
         for posting_id in self._still(message, S.IN_DOUBT):
             record = get_posting(self.store, posting_id)
-            answer = answers.get(f"r{posting_id}")
-            if answer is None:
-                continue
-            found = [t for t in answer.txns if (t.ref_number or "").casefold() == record.ref_number.casefold()]
-            if answer.action.processed and found:
-                txn = found[0]
+            assert record.posting is not None
+            by_ref, by_id = answers.get(f"r{posting_id}"), answers.get(f"t{posting_id}")
+            ours = external_guid(record.posting).casefold()
+            same_ref = [t for t in (by_ref.txns if by_ref else ())
+                        if (t.ref_number or "").casefold() == record.ref_number.casefold()]
+            mine = [t for t in same_ref if (t.external_guid or "").casefold() == ours]
+            kept = [t for t in (by_id.txns if by_id and by_id.action.processed else ()) if t.txn_id == record.txn_id]
+            if kept or mine:
+                txn, how = (kept[0], "found in QuickBooks by its TxnID") if kept else (
+                    mine[0], f"found in QuickBooks by RefNumber {record.ref_number} and our ExternalGUID")
+                transition(self.store, posting_id, S.POSTED, actor=ACTOR, event=AuditEvent.RECOVERED,
+                           txn_id=txn.txn_id, edit_sequence=txn.edit_sequence,
+                           txn_line_ids=json.dumps(txn.txn_line_ids), reason=None, detail={"how": how})
+            elif same_ref:
+                # Someone else's transaction has our RefNumber: neither "ours" nor "absent" is safe to assume.
                 transition(
-                    self.store, posting_id, S.POSTED, actor=ACTOR, event=AuditEvent.RECOVERED,
-                    txn_id=txn.txn_id, edit_sequence=txn.edit_sequence, txn_line_ids=json.dumps(txn.txn_line_ids),
-                    detail={"how": f"found in QuickBooks by RefNumber {record.ref_number}"},
+                    self.store, posting_id, S.FAILED, actor=ACTOR, qb_status_code=None, qb_status_message=None,
+                    reason=f"QuickBooks has a transaction with RefNumber {record.ref_number} that ml-connector did "
+                    f"not create (TxnID {same_ref[0].txn_id}); check whether this report is already entered. If "
+                    f"it is not, {_fix_hint(record.report_id)}",
                 )
-            elif answer.action is Action.NO_MATCH or (answer.action.processed and not found):
+            elif by_ref is not None and (by_ref.action is Action.NO_MATCH or by_ref.action.processed):
                 transition(
                     self.store, posting_id, S.QUEUED, actor=ACTOR, event=AuditEvent.RECOVERED,
                     reason=None, message_set_id=None, request_id=None,
                     detail={"how": f"RefNumber {record.ref_number} is not in QuickBooks; queued again"},
                 )
             else:
+                status = f"{by_ref.status_code} {by_ref.status_message}" if by_ref else "no answer"
                 self.store.audit.append(
                     AuditEvent.IN_DOUBT, actor=ACTOR, report_id=record.report_id, posting_id=posting_id,
-                    detail={"reason": f"QuickBooks did not answer the check: {answer.status_code} "
-                            f"{answer.status_message}"},
+                    detail={"reason": f"QuickBooks did not answer the check: {status}"},
                 )
 
     # ------------------------------------------------------------------ stages 2 and 3: lists, verify
@@ -325,7 +347,7 @@ class PostingWork:
                 found[(kind, record.full_name.casefold())] = record
         with self.store.atomic():
             self._cache(found.values(), self.store.timestamp())
-        candidates = [get_posting(self.store, pid) for pid in message.posting_ids]
+        candidates = self._existing(message.posting_ids)
         lookup = {key: rec for key, rec in found.items()}
 
         def find(kind: ListKind, name: str) -> ListRecord | None | bool:
@@ -334,6 +356,16 @@ class PostingWork:
             return lookup.get((kind, name.casefold()))
 
         self._check_postings(message, candidates, find)
+
+    def _existing(self, posting_ids: Iterable[int]) -> list[PostingRecord]:
+        """The postings that still exist: a concurrent pull or mapping change may have re-planned some."""
+        found = []
+        for posting_id in posting_ids:
+            try:
+                found.append(get_posting(self.store, posting_id))
+            except NotFoundError:
+                log.info("posting %s was re-planned while its check was out; skipped", posting_id)
+        return found
 
     def _candidates(self) -> list[PostingRecord]:
         """Queued postings, and postings blocked by an earlier check that may pass now."""
@@ -471,6 +503,11 @@ class PostingWork:
                 moves.append(self._posted_move(posting_id, answer))
                 if answer.action is Action.WARNING:
                     warnings.append((report_id, posting_id, answer))
+            elif answer.action.processed:
+                # Processed but no transaction in the answer: only a lookup can say whether it exists.
+                moves.append(Move(posting_id, S.IN_DOUBT, {
+                    "qb_status_code": answer.status_code, "qb_status_message": answer.status_message,
+                    "reason": "QuickBooks accepted the request but returned no TxnID; it will be looked up first"}))
             elif answer.action is Action.RETRY_LATER:
                 moves.append(Move(posting_id, S.IN_DOUBT, {
                     "qb_status_code": answer.status_code, "qb_status_message": answer.status_message,
