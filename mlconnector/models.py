@@ -98,6 +98,10 @@ class Expense:
     billable: bool = False
 
 
+# The report fields planning reads (plan.py), plus the expenses: what the fingerprint covers.
+POSTING_FIELDS = ("report_id", "name", "submitter_email", "currency", "total", "submitted", "approved")
+
+
 @dataclass(frozen=True)
 class Report:
     """An approved or closed Expensify report, validated and ready to plan.
@@ -120,10 +124,14 @@ class Report:
     approved: dt.date | None = None
 
     def fingerprint(self) -> str:
-        """A stable digest of everything that would change the posting; used to spot edits."""
-        return hashlib.sha256(
-            json.dumps(asdict(self), sort_keys=True, default=str).encode("utf-8")
-        ).hexdigest()
+        """A stable digest of what the posting is made from; used to spot edits.
+
+        Status, policy and display names are left out: Expensify moves a posted report from Approved to
+        Reimbursed by itself, and that must not read as "changed after posting".
+        """
+        material = {name: getattr(self, name) for name in POSTING_FIELDS}
+        material["expenses"] = [asdict(e) for e in self.expenses]
+        return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,13 @@ def replay_report(
         return _replan(store, config, report_id, records, today=today, actor=actor)
 
 
+def _seen_by_quickbooks(store: Store, report_id: str) -> bool:
+    row = store.conn.execute(
+        "SELECT 1 FROM postings WHERE report_id = ? AND state IN ('sent', 'in_doubt', 'posted') LIMIT 1", (report_id,)
+    ).fetchone()
+    return row is not None
+
+
 def _check_replayable(store: Store, report_id: str) -> None:
     row = store.conn.execute(
         "SELECT changed_after_posting FROM reports WHERE report_id = ?", (report_id,)
@@ -110,6 +117,13 @@ def _check_replayable(store: Store, report_id: str) -> None:
         raise NotFoundError(
             f"report {report_id} is not in the state file",
             hint=f"check the ID with mlconnector status, or pull it with mlconnector pull --report {report_id}",
+        )
+    if row[0] and not _seen_by_quickbooks(store, report_id):
+        # The flag came from a look while a posting was out; nothing of it is in QuickBooks now, so the
+        # edited version can simply be pulled (which re-plans it).
+        raise RefusedError(
+            f"report {report_id} was edited in Expensify while it was being posted; the stored copy is out of date",
+            hint=f"fetch the edited version with mlconnector pull --report {report_id}; it is planned again",
         )
     if row[0]:
         # Its postings carry the report as it was; posting them again (or a new plan) could only

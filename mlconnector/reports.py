@@ -82,6 +82,13 @@ def save_report(store: Store, report: Report, *, actor: str = "pull") -> SaveOut
         old_fingerprint, changed_fingerprint, old_total = row
         store.conn.execute("UPDATE reports SET last_pulled_at = ? WHERE report_id = ?", (now, report.report_id))
         if fingerprint == old_fingerprint:
+            # Fields outside the fingerprint (status, names) follow Expensify without re-planning.
+            store.conn.execute(
+                "UPDATE reports SET status = ?, submitter_name = ?, policy_id = ?, policy_name = ?, created = ?"
+                " WHERE report_id = ?",
+                (report.status, report.submitter_name, report.policy_id, report.policy_name, _date(report.created),
+                 report.report_id),
+            )
             return SaveOutcome.UNCHANGED
         if _seen_by_quickbooks(store, report.report_id):
             if changed_fingerprint == fingerprint:
@@ -101,7 +108,9 @@ def save_report(store: Store, report: Report, *, actor: str = "pull") -> SaveOut
         store.conn.execute(
             "UPDATE reports SET name = ?, submitter_email = ?, submitter_name = ?, status = ?, currency = ?,"
             " total_cents = ?, policy_id = ?, policy_name = ?, created = ?, submitted = ?, approved = ?,"
-            " fingerprint = ?, changed_fingerprint = NULL WHERE report_id = ?",
+            # Nothing of it is in QuickBooks (any more): a flag from an earlier look is void, or the report
+            # would never be planned again.
+            " fingerprint = ?, changed_fingerprint = NULL, changed_after_posting = 0 WHERE report_id = ?",
             (*_report_values(report), report.report_id),
         )
         store.conn.execute("DELETE FROM expenses WHERE report_id = ?", (report.report_id,))

@@ -217,3 +217,13 @@ def test_replay_cli_exits_4_when_the_report_stays_blocked(cli: CliRunner, home: 
     result = cli.invoke(app, ["replay", "R1"])
     assert result.exit_code == 4
     assert result.output.startswith("Report R1 is still blocked:\n  report R1") and "map set employee" in result.output
+
+
+def test_a_report_edited_while_out_and_refused_by_quickbooks_points_to_pull_report(store: Store) -> None:
+    posting = _queued(store)
+    transition(store, posting.id, S.SENT, actor="qbwc")
+    save_report(store, report("R1", expense(1, "99.00")))  # flagged while it was out
+    transition(store, posting.id, S.FAILED, actor="qbwc", reason="refused")
+    with pytest.raises(RefusedError, match="edited in Expensify while it was being posted") as info:
+        _replay(store)
+    assert info.value.hint == "fetch the edited version with mlconnector pull --report R1; it is planned again"

@@ -121,3 +121,29 @@ def test_unsent_postings_can_be_dropped_but_sent_ones_cannot(store: Store) -> No
     transition(store, pid, PostingState.SENT, actor="t")
     with pytest.raises(StoreError):
         delete_unsent_postings(store, "R00001")
+
+
+def test_expensify_marking_a_posted_report_reimbursed_is_not_a_change(store: Store) -> None:
+    save_report(store, report())
+    pid = add_posting(store, bill(), state=PostingState.QUEUED, report_fingerprint="f", actor="t")
+    transition(store, pid, PostingState.SENT, actor="t")
+    transition(store, pid, PostingState.POSTED, actor="t", txn_id="TX-1")
+    assert save_report(store, report(status="Reimbursed", policy_name="Renamed policy")) is SaveOutcome.UNCHANGED
+    assert load_report(store, "R00001").status == "Reimbursed"
+    assert store.conn.execute("SELECT changed_after_posting FROM reports").fetchone()[0] == 0
+    assert "changed_after_posting" not in [r.event for r in store.audit.rows()]
+
+
+def test_a_report_flagged_while_out_and_then_refused_by_quickbooks_is_planned_again_once_edited(
+    store: Store,
+) -> None:
+    save_report(store, report())
+    pid = add_posting(store, bill(), state=PostingState.QUEUED, report_fingerprint="f", actor="t")
+    transition(store, pid, PostingState.SENT, actor="t")
+    edited = report("R00001", expense(1, "99.00"))
+    assert save_report(store, edited) is SaveOutcome.CHANGED_AFTER_POSTING  # flagged while it was out
+    transition(store, pid, PostingState.FAILED, actor="t", reason="QuickBooks refused it")  # nothing in QuickBooks
+    assert save_report(store, edited) is SaveOutcome.CHANGED
+    assert store.conn.execute("SELECT changed_after_posting FROM reports").fetchone()[0] == 0
+    assert unplanned_report_ids(store) == ["R00001"]  # planned again on this pull, not lost
+    assert load_report(store, "R00001").total == Decimal("99.00")
