@@ -12,10 +12,19 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class RedactingFilter(logging.Filter):
-    """Masks secrets in every record, whatever logger or argument they came through."""
+    """Masks secrets in every record, whatever logger or argument they came through.
+
+    Spyne logs client mistakes (malformed SOAP) with full tracebacks; those are folded into the one
+    line, so anonymous junk cannot fill the log. Our own errors keep their tracebacks.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact_text(record.getMessage())
+        message = record.getMessage()
+        if record.name.startswith("spyne") and record.exc_info and record.exc_info[1] is not None:
+            message = f"{message} ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+            record.exc_info = None
+            record.exc_text = None
+        record.msg = redact_text(message)
         record.args = None
         return True
 
@@ -48,3 +57,11 @@ def setup_logging(log_dir: Path | None, *, verbose: int = 0) -> None:
         console.addFilter(redacting)
         root.addHandler(console)
     root.propagate = False
+    # Spyne would otherwise reach stderr through Python's last-resort handler, tracebacks and all.
+    spyne = logging.getLogger("spyne")
+    spyne.setLevel(logging.WARNING)
+    spyne.propagate = False
+    for handler in list(spyne.handlers):
+        spyne.removeHandler(handler)
+    for handler in root.handlers:
+        spyne.addHandler(handler)

@@ -13,6 +13,7 @@ audit rows commit together.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -88,12 +89,21 @@ def block_reason(blocks: Sequence[Block]) -> str:
     return "\n".join(str(b) for b in blocks)
 
 
-def reports_to_plan(store: Store) -> list[str]:
-    """Unplanned reports, minus those already found to have nothing to post (and unchanged since)."""
+def _skip_key(report_fingerprint: str, settings: PlanSettings) -> str:
+    # A skip holds only while both the report and the settings that shaped its plan are the same:
+    # switching non_reimbursable to "journal" must bring card-only reports back.
+    digest = hashlib.sha256(repr(settings).encode("utf-8")).hexdigest()[:16]
+    return f"{report_fingerprint}:{digest}"
+
+
+def reports_to_plan(store: Store, settings: PlanSettings | None = None) -> list[str]:
+    """Unplanned reports, minus those already found to have nothing to post (report and settings unchanged)."""
+    digest = _skip_key("", settings or PlanSettings())
     skipped = {
         r[0] for r in store.conn.execute(
             "SELECT s.report_id FROM plan_skips s JOIN reports r ON r.report_id = s.report_id"
-            " WHERE s.fingerprint = r.fingerprint"
+            " WHERE s.fingerprint = r.fingerprint || ?",
+            (digest,),
         )
     }
     return [rid for rid in unplanned_report_ids(store) if rid not in skipped]
@@ -116,7 +126,7 @@ def plan_and_queue(
         NotFoundError: a given report ID was never pulled.
         StoreError: the state file cannot be written.
     """
-    wanted = reports_to_plan(store)
+    wanted = reports_to_plan(store, settings_for(config))
     if report_ids is not None:
         chosen = list(dict.fromkeys(report_ids))
         for rid in chosen:
@@ -179,7 +189,7 @@ def _run(
                 dropped = delete_unsent_postings(store, rid)
                 store.audit.append(AuditEvent.NOTE, actor=actor, report_id=rid,
                                    detail={"replanned": why, "unsent_postings_dropped": dropped})
-            count += _write(store, report, plan, actor, settings.mode)
+            count += _write(store, report, plan, actor, settings)
         blocked.extend(plan.blocked)
         notes.extend(plan.notes)
         if plan.postings:
@@ -189,8 +199,9 @@ def _run(
     return PlanSummary(tuple(queued), count, tuple(blocked), tuple(notes), tuple(nothing), tuple(unchanged))
 
 
-def _write(store: Store, report: Report, plan: Plan, actor: str, mode: PostingMode) -> int:
+def _write(store: Store, report: Report, plan: Plan, actor: str, settings: PlanSettings) -> int:
     fingerprint = report.fingerprint()
+    mode = settings.mode
     store.conn.execute("DELETE FROM plan_skips WHERE report_id = ?", (report.report_id,))
     for note in plan.notes:
         store.audit.append(AuditEvent.NOTE, actor=actor, report_id=report.report_id, detail=_block_dict(note))
@@ -202,7 +213,7 @@ def _write(store: Store, report: Report, plan: Plan, actor: str, mode: PostingMo
         reason = plan.notes[-1].reason if plan.notes else "nothing to post"
         store.conn.execute(
             "INSERT INTO plan_skips (report_id, fingerprint, reason, at) VALUES (?, ?, ?, ?)",
-            (report.report_id, fingerprint, reason, store.timestamp()),
+            (report.report_id, _skip_key(fingerprint, settings), reason, store.timestamp()),
         )
         return 0
     for posting in plan.postings:

@@ -73,6 +73,18 @@ def test_a_report_with_nothing_to_post_is_noted_once(store: Store) -> None:
     assert [r.event for r in store.audit.rows()].count("note") == 2
 
 
+def test_card_only_reports_skipped_before_are_planned_once_the_settings_change(store: Store) -> None:
+    from dataclasses import replace
+
+    from mlconnector.models import NonReimbursablePolicy
+
+    save_report(store, report("R1", expense(1, reimbursable=False)))
+    assert plan_and_queue(store, QB, today=DAY).nothing_to_post == ("R1",)
+    assert plan_and_queue(store, QB, today=DAY).queued == ()  # unchanged: still skipped, not noted again
+    journal = replace(QB, non_reimbursable=NonReimbursablePolicy.JOURNAL, card_account="Corporate Card")
+    assert plan_and_queue(store, journal, today=DAY).queued == ("R1",)
+
+
 def test_planning_named_reports_refuses_unknown_ids(store: Store) -> None:
     with pytest.raises(NotFoundError):
         plan_and_queue(store, QB, ["nope"], today=DAY)

@@ -76,3 +76,18 @@ def test_password_hashes_are_salted_and_verify_in_constant_time() -> None:
     assert not verify_password("pW", a)
     assert not verify_password("pw", "scrypt$garbage")
     assert not verify_password("pw", "pw")
+
+
+def test_spyne_errors_go_to_the_log_file_on_one_line_and_never_to_the_console(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup_logging(tmp_path / "logs")
+    try:
+        raise ValueError("invalid literal for int() with base 10: 'abc'")
+    except ValueError:
+        logging.getLogger("spyne.protocol.soap.soap11").exception("fault while parsing <strPassword>pw</strPassword>")
+    for handler in logging.getLogger("mlconnector").handlers:
+        handler.flush()
+    text = (tmp_path / "logs" / "mlconnector.log").read_text()
+    assert "Traceback" not in text and "ValueError: invalid literal" in text and "pw<" not in text
+    assert capsys.readouterr().err == ""
