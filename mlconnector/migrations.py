@@ -228,10 +228,32 @@ CREATE TABLE qbxml_message_items (
 CREATE INDEX qbxml_message_items_posting ON qbxml_message_items(posting_id);
 """
 
+def _postings_autoincrement(conn: sqlite3.Connection) -> None:
+    """Rebuild ``postings`` with AUTOINCREMENT so a deleted posting's id is never handed out again.
+
+    Audit rows and message items name postings by id; a reused id would point them at another report.
+    The new table is the old DDL with AUTOINCREMENT added, so the columns cannot drift.
+    """
+    (ddl,) = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'postings'").fetchone()
+    if "AUTOINCREMENT" in ddl.upper():
+        return
+    new_ddl = ddl.replace("CREATE TABLE postings", "CREATE TABLE postings_new", 1).replace(
+        "id INTEGER PRIMARY KEY,", "id INTEGER PRIMARY KEY AUTOINCREMENT,", 1
+    )
+    if new_ddl == ddl or "AUTOINCREMENT" not in new_ddl:
+        raise ValueError("unexpected postings table definition")
+    conn.execute(new_ddl)
+    conn.execute("INSERT INTO postings_new SELECT * FROM postings")
+    conn.execute("DROP TABLE postings")
+    conn.execute("ALTER TABLE postings_new RENAME TO postings")
+    conn.execute("CREATE INDEX postings_state ON postings(state)")
+
+
 MIGRATIONS: Sequence[Migration] = (
     Migration("0001_initial_schema", INITIAL_SCHEMA),
     Migration("0003_plan_skips", PLAN_SKIPS),
     Migration("0005_qbxml_message_items", MESSAGE_ITEMS),
+    Migration("0006_postings_autoincrement", _postings_autoincrement),
 )
 
 BOOKKEEPING = """

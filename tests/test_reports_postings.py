@@ -147,3 +147,28 @@ def test_a_report_flagged_while_out_and_then_refused_by_quickbooks_is_planned_ag
     assert store.conn.execute("SELECT changed_after_posting FROM reports").fetchone()[0] == 0
     assert unplanned_report_ids(store) == ["R00001"]  # planned again on this pull, not lost
     assert load_report(store, "R00001").total == Decimal("99.00")
+
+
+def test_a_deleted_postings_id_is_never_handed_out_again(store: Store) -> None:
+    from mlconnector.postings import delete_unsent_postings
+
+    save_report(store, report())
+    first = add_posting(store, bill(), state=PostingState.QUEUED, report_fingerprint="f", actor="t")
+    delete_unsent_postings(store, "R00001")  # a re-plan drops it
+    second = add_posting(store, bill(), state=PostingState.QUEUED, report_fingerprint="f", actor="t")
+    assert second > first  # audit rows and message items that name `first` never point at `second`
+
+
+def test_the_autoincrement_migration_keeps_existing_postings(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from mlconnector.migrations import MIGRATIONS
+
+    path = tmp_path / "state.db"
+    old = Store.open(path, migrations=[m for m in MIGRATIONS if m.name != "0006_postings_autoincrement"])
+    save_report(old, report())
+    pid = add_posting(old, bill(), state=PostingState.QUEUED, report_fingerprint="f", actor="t")
+    old.close()
+    new = Store.open(path)
+    assert get_posting(new, pid).posting == bill()
+    ddl = new.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'postings'").fetchone()[0]
+    assert "AUTOINCREMENT" in ddl
+    new.close()
