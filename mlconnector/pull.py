@@ -51,6 +51,8 @@ from mlconnector.store import Store
 log = logging.getLogger("mlconnector.pull")
 
 LAST_PULL_SETTING = "pull.last_success_day"
+INVALID_SETTING = "pull.invalid_reports"  # report ID -> reason, re-exported by ID on later pulls
+MAX_RETRY = 500  # bounds the retry job; the oldest IDs are kept (sorted), the rest wait their turn
 MAX_WINDOW_DAYS = 365  # Expensify refuses date ranges longer than a year
 STAMP_BATCH = 200
 ACTOR = "pull"
@@ -208,14 +210,16 @@ def pull_reports(
             since=since, until=until, last_day=dt.date.fromisoformat(last) if last else None,
             start_date=settings.start_date, today=today,
         )
+    retry = _invalid_to_retry(store) if default_windows else {}
     if dry_run:
-        _run_exports(store, client, config, summary, report_ids, notify)
+        _run_exports(store, client, config, summary, report_ids, notify, retry=tuple(retry))
         return summary
     summary.pull_id = _start_run(store, summary, report_ids)
     try:
         if settings.mark_exported:
             _stamp_posted(store, client, settings.export_label, summary, notify)
-        _run_exports(store, client, config, summary, report_ids, notify)
+        _run_exports(store, client, config, summary, report_ids, notify, retry=tuple(retry))
+        _remember_invalid(store, summary, retry)
     except BaseException as exc:
         _fail_run(store, summary, exc)
         log.info("pull %s failed: %s", summary.pull_id, redact_text(str(exc)))
@@ -228,7 +232,28 @@ def pull_reports(
 # ------------------------------------------------------------------------------- the exports
 
 
-def _jobs(config: Config, summary: PullSummary, report_ids: tuple[str, ...] | list[str]) -> Iterator[dict[str, Any]]:
+def _invalid_to_retry(store: Store) -> dict[str, str]:
+    """Reports that were invalid in an earlier pull: re-exported by ID until they store.
+
+    The scheduled pull's window moves on past them, so without this they would never come back.
+    """
+    try:
+        data = json.loads(store.get_setting(INVALID_SETTING) or "{}")
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _remember_invalid(store: Store, summary: PullSummary, retry: dict[str, str]) -> None:
+    stored = {*summary.new, *summary.unchanged, *summary.changed, *summary.changed_after_posting}
+    still = {rid: reason for rid, reason in retry.items() if rid not in stored}
+    still.update({i.report_id: i.reason for i in summary.invalid if i.report_id})
+    with store.atomic():
+        store.set_setting(INVALID_SETTING, json.dumps(dict(sorted(still.items())[:MAX_RETRY]), sort_keys=True))
+
+
+def _jobs(config: Config, summary: PullSummary, report_ids: tuple[str, ...] | list[str],
+          retry: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
     e = config.expensify
     common: dict[str, Any] = {
         "report_states": e.report_states, "policy_ids": e.policy_ids, "not_marked_as": e.export_label,
@@ -240,11 +265,13 @@ def _jobs(config: Config, summary: PullSummary, report_ids: tuple[str, ...] | li
         return
     for w in summary.windows:
         yield jobs.export_job(start_date=w.start, end_date=w.end, approved_after=w.approved_after, **common)
+    if retry:
+        yield jobs.export_job(report_ids=retry, report_states=e.report_states, test=summary.dry_run)
 
 
 def _run_exports(store: Store, client: ExpensifyClient, config: Config, summary: PullSummary,
-                 report_ids: tuple[str, ...] | list[str], progress: Progress) -> None:
-    all_jobs = list(_jobs(config, summary, report_ids))
+                 report_ids: tuple[str, ...] | list[str], progress: Progress, *, retry: tuple[str, ...] = ()) -> None:
+    all_jobs = list(_jobs(config, summary, report_ids, retry))
     seen: set[str] = set()
     for n, job in enumerate(all_jobs, 1):
         progress("export", n - 1, len(all_jobs))

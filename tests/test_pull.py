@@ -214,6 +214,21 @@ def test_invalid_reports_are_listed_with_their_reason_and_the_rest_is_stored(
     assert db.conn.execute("SELECT result FROM pulls").fetchone()[0] == "partial"
 
 
+def test_an_invalid_report_is_exported_again_by_id_on_later_pulls_until_it_stores(
+    db: Store, sim: ExpensifySimulator, clock: FakeClock
+) -> None:
+    bad = _approved_ids(sim)[0]
+    sim.edit_report(bad, lambda d: d["transactionList"][1].update(created="31/12/2026"))
+    assert [i.report_id for i in _pull(db, sim, clock).invalid] == [bad]
+    again = _pull(db, sim, clock)
+    assert [i.report_id for i in again.invalid] == [bad]  # still asked for, still invalid
+    assert {"reportIDList": bad} in [j["inputSettings"]["filters"] for j in _jobs(sim)]
+    sim.edit_report(bad, lambda d: d["transactionList"][1].update(created="2026-12-31"))  # fixed in Expensify
+    fixed = _pull(db, sim, clock)
+    assert bad in fixed.new and fixed.invalid == []
+    assert json.loads(db.get_setting("pull.invalid_reports") or "{}") == {}
+
+
 def test_report_ids_are_exported_by_id(db: Store, sim: ExpensifySimulator, clock: FakeClock) -> None:
     wanted = _approved_ids(sim)[:2]
     summary = _pull(db, sim, clock, report_ids=wanted)
