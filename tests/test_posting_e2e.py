@@ -327,3 +327,30 @@ def test_a_forced_replay_finds_a_bill_renumbered_in_quickbooks_by_its_txnid(
         (posting,) = postings_for_report(store, "R00Ann1")
     assert posting.state is PostingState.POSTED and posting.txn_id == first.txn_id
     assert len(qb.bills()) == 1
+
+
+def test_long_vendor_and_customer_lists_are_fetched_in_pages_and_stale_names_dropped(
+    tmp_path: Path, qb: QuickBooksSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlconnector.soap import work
+
+    monkeypatch.setattr(work, "LIST_PAGE", 25)
+    for n in range(60):
+        qb.add_vendor(f"Vendor {n:02d}", email=f"v{n:02d}@example.com")
+        qb.add_customer(f"Client {n:02d}")
+    late = _report("R00Late", "v59@example.com", _expense(1, "10.00", tags=("Sales", "Client 59")))
+    config = _config("bill")
+    with serving(tmp_path / "state.db", config) as (url, store):
+        store.conn.execute(  # a customer cached long ago and since deleted in QuickBooks
+            "INSERT INTO qb_lists (kind, full_name, list_id, is_active, seen_at) VALUES ('customer', 'Gone Inc', 'X', 1, 'old')")
+        _queue(store, config, (late,))
+        summary = _run(url, qb)
+        assert summary.stopped == "done", summary
+        cached = dict(store.conn.execute("SELECT kind, COUNT(*) FROM qb_lists GROUP BY kind").fetchall())
+        gone = store.conn.execute("SELECT 1 FROM qb_lists WHERE full_name = 'Gone Inc'").fetchone()
+        (posting,) = postings_for_report(store, "R00Late")
+    assert posting.state is PostingState.POSTED  # its vendor and customer were on the last pages
+    assert cached["vendor"] == 62 and cached["customer"] == 62 and gone is None
+    assert summary.round_trips == 3 + 1  # 62 vendors and 62 customers in pages of 25, then the bill
+    (bill,) = qb.find_txns(ref_number="R00Late")
+    assert bill.vendor == "Vendor 59" and bill.lines[0].customer == "Client 59"

@@ -265,3 +265,28 @@ def test_the_hcp_response_lists_the_supported_versions(qb: QuickBooksSimulator) 
     host = rs(qb.hcp_response()).find("HostQueryRs/HostRet")
     versions = [v.text for v in host.findall("SupportedQBXMLVersion")]
     assert versions[-1] == "13.0" and "16.0" not in versions
+
+
+def test_iterators_hand_out_pages_until_nothing_remains() -> None:
+    import re as _re
+
+    from mlconnector.sandbox.quickbooks import QuickBooksSimulator as Sim
+
+    sim = Sim()
+    for n in range(5):
+        sim.add_vendor(f"Vendor {n}")
+
+    def query(attrs: str) -> str:
+        return sim.process_request(
+            '<?xml version="1.0"?><?qbxml version="13.0"?><QBXML><QBXMLMsgsRq onError="continueOnError">'
+            f"<VendorQueryRq requestID='1' {attrs}><MaxReturned>2</MaxReturned><ActiveStatus>All</ActiveStatus>"
+            "</VendorQueryRq></QBXMLMsgsRq></QBXML>"
+        )
+
+    first = query('iterator="Start"')
+    iterator_id = _re.search(r'iteratorID="([^"]+)"', first).group(1)  # type: ignore[union-attr]
+    pages = [first, query(f'iterator="Continue" iteratorID="{iterator_id}"'),
+             query(f'iterator="Continue" iteratorID="{iterator_id}"')]
+    assert [p.count("<VendorRet>") for p in pages] == [2, 2, 1]
+    assert [_re.search(r'iteratorRemainingCount="(\d+)"', p).group(1) for p in pages] == ["3", "1", "0"]  # type: ignore[union-attr]
+    assert 'statusCode="3000"' in query(f'iterator="Continue" iteratorID="{iterator_id}"')  # spent

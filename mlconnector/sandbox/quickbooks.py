@@ -218,6 +218,9 @@ class QuickBooksSimulator:
         self.parse_failures = 0
         self._forced: dict[str, list[_Status]] = {}
         self._recovery: dict[str, tuple[str, str]] = {}  # message set ID -> (checksum, response text)
+        # iteratorID -> the records not handed out yet (QuickBooks keeps them for the session)
+        self._iterators: dict[str, list[ListItem]] = {}
+        self._iterator_count = itertools.count(1)
         self._ids = itertools.count(0x10001)
         self._txn_numbers = itertools.count(1)
 
@@ -467,6 +470,22 @@ class QuickBooksSimulator:
 
     # ---------------------------------------------------------------------------- lists
 
+    def _page(self, request: etree._Element, selected: list[ListItem]) -> tuple[list[ListItem], str, int]:
+        """One page of an iterator: Start keeps the rest under a new iteratorID, Continue hands out more."""
+        size = int(_text(request, "MaxReturned") or 0) or len(selected) or 1
+        if request.get("iterator") == "Start":
+            iterator_id = "{%08X-0000-4000-8000-000000000000}" % next(self._iterator_count)
+            remaining = selected
+        else:
+            iterator_id = request.get("iteratorID") or ""
+            if iterator_id not in self._iterators:
+                raise _RequestFailed(3000, f'The given object ID "{iterator_id}" in the field "iteratorID" is invalid.')
+            remaining = self._iterators.pop(iterator_id)
+        page, rest = remaining[:size], remaining[size:]
+        if rest:
+            self._iterators[iterator_id] = rest
+        return page, iterator_id, len(rest)
+
     def _list_query(self, request: etree._Element, rs: etree._Element, kind: str) -> _Status | None:
         items = list(self.lists[kind].values())
         by_id = [e.text or "" for e in request.findall("ListID")]
@@ -496,11 +515,12 @@ class QuickBooksSimulator:
                 selected = [i for i in selected if test.get(how or "StartsWith", str.startswith)(
                     i.full_name.casefold(), text)]
             max_returned = _text(scope, "MaxReturned")
-            if max_returned:
+            if max_returned and request.get("iterator") is None:
                 selected = selected[: int(max_returned)]
         if request.get("iterator") in ("Start", "Continue"):
-            rs.set("iteratorRemainingCount", "0")
-            rs.set("iteratorID", request.get("iteratorID") or "{A1B2C3D4-0000-4000-8000-000000000001}")
+            selected, iterator_id, remaining = self._page(request, selected)
+            rs.set("iteratorRemainingCount", str(remaining))
+            rs.set("iteratorID", iterator_id)
         if not selected:
             raise _RequestFailed(1, NO_MATCH)
         for item in selected:
@@ -773,3 +793,4 @@ def _with_attributes(response: str, **attributes: str) -> str:
         for key, value in attributes.items():
             msgs.set(key, value)
     return _serialize(root)
+

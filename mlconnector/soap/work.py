@@ -26,6 +26,7 @@ import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from mlconnector.audit import AuditEvent
 from mlconnector.config import Config
@@ -53,6 +54,9 @@ S = PostingState
 # Lists older than this are fetched whole again when reports are blocked or postings are queued.
 LIST_MAX_AGE = dt.timedelta(hours=6)
 LISTS_REFRESHED_KEY = "qb_lists_refreshed_at"
+LISTS_REFRESH_KEY = "qb_lists_refresh"  # a refresh under way: its session, stamp and open iterators
+LIST_PAGE = 500  # vendors/customers per page (about 150 KB of qbXML)
+PAGED_LISTS = frozenset({ListKind.VENDOR, ListKind.CUSTOMER})  # the lists QuickBooks can page (QBXML.md §3)
 # QuickBooks rejects a request it cannot parse before it runs any of it (QBXML.md §4).
 NOTHING_APPLIED_HRESULTS = frozenset({"0x80040400"})
 
@@ -288,30 +292,75 @@ class PostingWork:
         return self.now() - dt.datetime.fromisoformat(stamp) > LIST_MAX_AGE
 
     def _lists(self, ticket: str, version: str) -> str | None:
+        refresh = self._refresh()
+        if refresh.get("ticket") == ticket and refresh.get("pending"):
+            # The next pages: QuickBooks keeps an iterator only for its own session, so finish it now.
+            requests = [
+                list_query(ListKind(kind), None, f"l-{kind}", version, iterator="Continue", iterator_id=iterator_id,
+                           max_returned=LIST_PAGE)
+                for kind, iterator_id in sorted(refresh["pending"].items())
+            ]
+            xml = build_message(requests, version=version, on_error="continueOnError")
+            return self._store_message(ticket, Kind.LISTS, xml, [], [])
         if self._done(ticket, Kind.LISTS) or not self._lists_stale():
             return None
         counts = self.store.posting_counts()
         if not (counts[S.QUEUED] or counts[S.BLOCKED]):
             return None
-        requests = [list_query(kind, None, f"l-{kind.value}", version) for kind in ListKind]
+        requests = [
+            # Vendors and customers can run to tens of thousands: paged, so no answer grows past the body cap.
+            list_query(kind, None, f"l-{kind.value}", version, iterator="Start", max_returned=LIST_PAGE)
+            if kind in PAGED_LISTS else list_query(kind, None, f"l-{kind.value}", version)
+            for kind in ListKind
+        ]
         xml = build_message(requests, version=version, on_error="continueOnError")
-        return self._store_message(ticket, Kind.LISTS, xml, [], [])
+        with self.store.atomic():
+            self._save_refresh({"ticket": ticket, "stamp": self.store.timestamp(), "pending": {}, "done": [],
+                                "counts": {}})
+            return self._store_message(ticket, Kind.LISTS, xml, [], [])
+
+    def _refresh(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.store.get_setting(LISTS_REFRESH_KEY) or "{}")
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _save_refresh(self, refresh: dict[str, Any]) -> None:
+        self.store.set_setting(LISTS_REFRESH_KEY, json.dumps(refresh, sort_keys=True))
 
     def _on_lists(self, message: Message, parsed: MessageResponse) -> None:
-        fetched: dict[ListKind, list[ListRecord]] = {}
-        for answer in parsed.responses:
-            kind = _list_kind(answer)
-            if kind is not None and answer.action.processed:
-                fetched[kind] = list(answer.records)
-        now = self.store.timestamp()
+        refresh = self._refresh()
+        stamp = str(refresh.get("stamp") or self.store.timestamp())
+        pending: dict[str, str] = dict(refresh.get("pending") or {})
+        done: set[str] = set(refresh.get("done") or [])
+        counts: dict[str, int] = dict(refresh.get("counts") or {})
         with self.store.atomic():
-            for kind, records in fetched.items():
-                self.store.conn.execute("DELETE FROM qb_lists WHERE kind = ?", (kind.value,))
-                self._cache(records, now)
-            if len(fetched) == len(ListKind):
+            for answer in parsed.responses:
+                kind = _list_kind(answer)
+                if kind is None:
+                    continue
+                pending.pop(kind.value, None)
+                if not answer.action.processed:
+                    log.warning("QuickBooks did not return the %s list: %s %s", kind.value, answer.status_code,
+                                answer.status_message)
+                    continue
+                self._cache(answer.records, stamp)
+                counts[kind.value] = counts.get(kind.value, 0) + len(answer.records)
+                if answer.iterator_remaining_count:
+                    pending[kind.value] = answer.iterator_id or ""
+                else:
+                    done.add(kind.value)
+            self._save_refresh({**refresh, "pending": pending, "done": sorted(done), "counts": counts})
+        if pending:
+            return  # more pages; the lists are judged complete only after the last one
+        with self.store.atomic():
+            for name in done:  # whatever was not seen in this refresh is gone from QuickBooks
+                self.store.conn.execute("DELETE FROM qb_lists WHERE kind = ? AND seen_at != ?", (name, stamp))
+            if len(done) == len(ListKind):
                 self.store.set_setting(LISTS_REFRESHED_KEY, self.now().isoformat())
-            self.store.audit.append(AuditEvent.LISTS_REFRESHED, actor=ACTOR,
-                                    detail={kind.value: len(recs) for kind, recs in fetched.items()})
+            self.store.audit.append(AuditEvent.LISTS_REFRESHED, actor=ACTOR, detail=counts)
+            self.store.conn.execute("DELETE FROM settings WHERE key = ?", (LISTS_REFRESH_KEY,))
         # Fallbacks (same-named account, vendor by e-mail) may now resolve what was blocked.
         from mlconnector.planning import replan_unsent
 
@@ -634,6 +683,10 @@ class PostingWork:
         return min(99, int(100 * written / (written + left)))
 
     def _left(self, ticket: str) -> int:
+        refresh = self._refresh()
+        if refresh.get("ticket") == ticket and refresh.get("pending"):
+            # List pages still to fetch: the session must go on (then re-planning may queue reports).
+            return max(1, self.store.posting_counts()[S.QUEUED] + self.store.posting_counts()[S.BLOCKED])
         counts = self.store.posting_counts()
         pending = counts[S.QUEUED]
         if not self._done(ticket, Kind.RECOVERY_QUERY):
