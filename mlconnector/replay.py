@@ -91,6 +91,13 @@ def replay_report(
                 hint=f"wait for that session, then see mlconnector audit --report {report_id}",
             )
         posted = [r for r in records if r.state is S.POSTED]
+        failed = [r for r in records if r.state is S.FAILED]
+        if posted and failed and not force:
+            # Some parts are in QuickBooks and some were refused: the refused ones go again as planned
+            # (the split cannot change now); the posted ones are left alone.
+            for record in failed:
+                _requeue_failed(store, record, actor, "queued again as planned (other parts are in QuickBooks)")
+            return ReplayResult(report_id, ReplayOutcome.QUEUED, queued=len(failed))
         if posted and not force:
             raise RefusedError(
                 f"report {report_id} is already in QuickBooks (TxnID {', '.join(str(r.txn_id) for r in posted)})",

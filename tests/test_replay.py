@@ -227,3 +227,21 @@ def test_a_report_edited_while_out_and_refused_by_quickbooks_points_to_pull_repo
     with pytest.raises(RefusedError, match="edited in Expensify while it was being posted") as info:
         _replay(store)
     assert info.value.hint == "fetch the edited version with mlconnector pull --report R1; it is planned again"
+
+
+def test_a_report_with_a_posted_part_and_a_refused_part_requeues_only_the_refused_part(store: Store) -> None:
+    from dataclasses import replace
+
+    small = replace(QB, max_lines_per_txn=1)
+    save_report(store, report("R1"))
+    set_mapping(store, "employee", "ann@example.com", "Ann Smith", actor="t")
+    plan_and_queue(store, small, today=DAY)
+    first, second = postings_for_report(store, "R1")
+    for posting in (first, second):
+        transition(store, posting.id, S.SENT, actor="qbwc")
+    transition(store, first.id, S.POSTED, actor="qbwc", txn_id="TX-1")
+    transition(store, second.id, S.FAILED, actor="qbwc", qb_status_code=3180, qb_status_message="closed period")
+    result = replay_report(store, small, "R1", today=DAY, actor="cli:test")
+    assert result.outcome is ReplayOutcome.QUEUED and result.queued == 1
+    assert [p.state for p in postings_for_report(store, "R1")] == [S.POSTED, S.QUEUED]
+    assert postings_for_report(store, "R1")[0].txn_id == "TX-1"
