@@ -679,7 +679,6 @@ def qwc(
 
 def _expensify_client(config: Config) -> ExpensifyClient:
     from mlconnector.expensify.client import ExpensifyClient
-    from mlconnector.planning import PlanSummary
 
     user, secret = config.require_expensify_credentials()
     return ExpensifyClient(user, secret, config.expensify.url)

@@ -22,7 +22,7 @@ from mlconnector.audit import AuditEvent
 from mlconnector.config import Config, QuickBooksConfig
 from mlconnector.mapping import How, Mappings, MappingKind, normalize_source
 from mlconnector.mapping_store import load_mappings
-from mlconnector.models import Block, NonReimbursablePolicy, Plan, PostingMode, PostingState, Report
+from mlconnector.models import Block, NonReimbursablePolicy, Plan, PostingState, Report
 from mlconnector.plan import PlanSettings, plan_report
 from mlconnector.postings import (
     add_blocked_report,

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from mlconnector.cli import app
 from mlconnector.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,6 +64,15 @@ def store() -> Iterator[Store]:
     s = Store.memory()
     yield s
     s.close()
+
+
+@pytest.fixture
+def cli(home: Path) -> Iterator[CliRunner]:
+    """A CLI runner on a home made by `mlconnector init --non-interactive`."""
+    runner = CliRunner()
+    result = runner.invoke(app, ["init", "--non-interactive"], env={"MLCONNECTOR_QBWC_PASSWORD": "pw"})
+    assert result.exit_code == 0, result.output
+    yield runner
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ import datetime as dt
 import io
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,6 @@ from typer.testing import CliRunner
 from mlconnector.audit import AuditEvent
 from mlconnector.cli import app
 from mlconnector.store import Store
-
-
-@pytest.fixture
-def cli(home: Path) -> Iterator[CliRunner]:
-    runner = CliRunner()
-    result = runner.invoke(app, ["init", "--non-interactive"], env={"MLCONNECTOR_QBWC_PASSWORD": "pw"})
-    assert result.exit_code == 0, result.output
-    yield runner
 
 
 def _fill(home: Path) -> None:

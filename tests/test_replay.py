@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -148,14 +147,6 @@ def test_a_report_planned_to_nothing_is_planned_again_on_replay(store: Store) ->
 
 
 # --------------------------------------------------------------------------------------- CLI
-
-
-@pytest.fixture
-def cli(home: Path) -> Iterator[CliRunner]:
-    runner = CliRunner()
-    result = runner.invoke(app, ["init", "--non-interactive"], env={"MLCONNECTOR_QBWC_PASSWORD": "pw"})
-    assert result.exit_code == 0, result.output
-    yield runner
 
 
 def _state(home: Path) -> Store:

@@ -3,10 +3,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from mlconnector.cli import app
@@ -32,14 +30,6 @@ SESSION_KEYS = {"state", "started_at", "last_seen_at", "closed_at", "last_error"
 FAILED_ITEM_KEYS = {"report_id", "part", "part_count", "ref_number", "reason", "qb_status_code",
                     "qb_status_message", "at"}
 BLOCKED_ITEM_KEYS = {"report_id", "part", "part_count", "reason"}
-
-
-@pytest.fixture
-def cli(home: Path) -> Iterator[CliRunner]:
-    runner = CliRunner()
-    result = runner.invoke(app, ["init", "--non-interactive"], env={"MLCONNECTOR_QBWC_PASSWORD": "pw"})
-    assert result.exit_code == 0, result.output
-    yield runner
 
 
 def _fill(store: Store) -> None:

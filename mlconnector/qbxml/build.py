@@ -246,33 +246,28 @@ def txn_query_by_ref(
     Raises:
         QbxmlError: an unsupported version or no RefNumber.
     """
-    check_version(version)
-    if not ref_numbers:
-        raise QbxmlError("a transaction query needs at least one RefNumber")
-    tag = "BillQueryRq" if mode is PostingMode.BILL else "JournalEntryQueryRq"
-    rq = _request(tag, request_id)
-    for ref in dict.fromkeys(ref_numbers):
-        _sub(rq, "RefNumber", ref)
-    _sub(rq, "IncludeLineItems", "true" if include_line_items else "false")
-    return rq
+    return _txn_query(mode, "RefNumber", ref_numbers, request_id, version, include_line_items)
 
 
-def txn_query_by_id(
-    mode: PostingMode, txn_ids: Sequence[str], request_id: str, version: str
-) -> etree._Element:
+def txn_query_by_id(mode: PostingMode, txn_ids: Sequence[str], request_id: str, version: str) -> etree._Element:
     """A ``BillQueryRq`` or ``JournalEntryQueryRq`` by TxnID (a transaction we recorded may have been edited).
 
     Raises:
         QbxmlError: an unsupported version or no TxnID.
     """
+    return _txn_query(mode, "TxnID", txn_ids, request_id, version, False)
+
+
+def _txn_query(
+    mode: PostingMode, element: str, values: Sequence[str], request_id: str, version: str, include_line_items: bool
+) -> etree._Element:
     check_version(version)
-    if not txn_ids:
-        raise QbxmlError("a transaction query needs at least one TxnID")
-    tag = "BillQueryRq" if mode is PostingMode.BILL else "JournalEntryQueryRq"
-    rq = _request(tag, request_id)
-    for txn_id in dict.fromkeys(txn_ids):
-        _sub(rq, "TxnID", txn_id)
-    _sub(rq, "IncludeLineItems", "false")
+    if not values:
+        raise QbxmlError(f"a transaction query needs at least one {element}")
+    rq = _request("BillQueryRq" if mode is PostingMode.BILL else "JournalEntryQueryRq", request_id)
+    for value in dict.fromkeys(values):
+        _sub(rq, element, value)
+    _sub(rq, "IncludeLineItems", "true" if include_line_items else "false")
     return rq
 
 
