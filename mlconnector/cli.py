@@ -108,7 +108,8 @@ def _handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             from mlconnector.redact import redact_text
 
             _console(stderr=True).print(
-                f"Error: unexpected {type(exc).__name__}: {redact_text(str(exc))} — details are in the log file",
+                f"Error: unexpected {type(exc).__name__}: {' '.join(redact_text(str(exc)).split())}"
+                " — details are in the log file",
                 markup=False,
             )
             raise typer.Exit(ExitCode.USER) from None
@@ -500,7 +501,7 @@ def map_list(
     """List the mappings."""
     from mlconnector.mapping_store import list_mappings, parse_kind
 
-    rows = list_mappings(_ctx(ctx).store(), parse_kind(kind) if kind else None)
+    rows = list_mappings(_existing_store(_ctx(ctx)), parse_kind(kind) if kind else None)
     data = [{"kind": r.kind.value, "source": r.source, "target": r.target, "updated_at": r.updated_at} for r in rows]
     if as_json:
         _print_json(data)
@@ -553,12 +554,13 @@ def map_export(
     chosen = (fmt or (format_for(output) if output else "csv")).lower()
     if chosen not in FORMATS:
         raise UserError(f"unknown format {chosen!r}", hint="use --format csv or --format toml")
-    rows = list_mappings(_ctx(ctx).store())
+    rows = list_mappings(_existing_store(_ctx(ctx)))
     text = dumps([(r.kind.value, r.source, r.target) for r in rows], chosen)
     if output is None:
         typer.echo(text, nl=False)
         return
-    output.write_text(text, encoding="utf-8", newline="")
+    # A byte-order mark makes Excel open a CSV as UTF-8 (names like "Café" stay intact).
+    output.write_text(text, encoding="utf-8-sig" if chosen == "csv" else "utf-8", newline="")
     _console(stderr=True).print(f"Wrote {len(rows)} mapping(s) to {output}", markup=False)
 
 
@@ -572,7 +574,7 @@ def map_check(
     from mlconnector.planning import check_mappings
 
     app_ctx = _ctx(ctx)
-    check = check_mappings(app_ctx.store(), app_ctx.config())
+    check = check_mappings(_existing_store(app_ctx), app_ctx.config())
     if as_json:
         _print_json(check.as_dict())
     else:
@@ -864,6 +866,12 @@ def demo(
 
 def main() -> None:
     """Console-script entry point."""
+    # A Windows console or a redirected stream (Task Scheduler) may be cp1252: a name it cannot encode
+    # must print as "?", not abort the command after its work is done.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
     try:
         app()
     except KeyboardInterrupt:  # pressed outside a command body (e.g. at a prompt)

@@ -42,8 +42,9 @@ def _existing(paths: Paths) -> Config:
         return Config()
     try:
         return load_config(paths.config_file, environ={})
-    except ConfigError:
-        return Config()
+    except ConfigError as exc:
+        # Falling back to defaults would silently drop every good value (accounts, mode, secret).
+        raise ConfigError(exc.problems, source=exc.source) from None
 
 
 def build_config(base: Config, values: InitValues) -> Config:

@@ -118,7 +118,14 @@ def read_file(path: Path) -> list[tuple[str, str, str]]:
     """
     fmt = format_for(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte-order mark
+    except UnicodeDecodeError:
+        if fmt != "csv":
+            raise UserError(f"cannot read {path}: it is not UTF-8 text", hint="save it as UTF-8") from None
+        # Excel's plain "CSV" on Windows is cp1252; accept it rather than fail on "Café".
+        text = data.decode("cp1252", errors="replace")
     return loads(text, fmt, name=path.name)

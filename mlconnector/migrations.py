@@ -247,6 +247,13 @@ def _postings_autoincrement(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE postings")
     conn.execute("ALTER TABLE postings_new RENAME TO postings")
     conn.execute("CREATE INDEX postings_state ON postings(state)")
+    # Deleted postings may still be named by audit rows and message items: start above all of them.
+    (highest,) = conn.execute(
+        "SELECT MAX(n) FROM (SELECT MAX(id) AS n FROM postings UNION ALL SELECT MAX(posting_id) FROM audit"
+        " UNION ALL SELECT MAX(posting_id) FROM qbxml_message_items)"
+    ).fetchone()
+    conn.execute("DELETE FROM sqlite_sequence WHERE name = 'postings'")
+    conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('postings', ?)", (highest or 0,))
 
 
 MIGRATIONS: Sequence[Migration] = (

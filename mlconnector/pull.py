@@ -210,15 +210,16 @@ def pull_reports(
             since=since, until=until, last_day=dt.date.fromisoformat(last) if last else None,
             start_date=settings.start_date, today=today,
         )
-    retry = _invalid_to_retry(store) if default_windows else {}
+    retry = _invalid_to_retry(store)  # always loaded: a pull by ID or date must not forget the list
+    jobs_retry = tuple(retry) if default_windows else ()
     if dry_run:
-        _run_exports(store, client, config, summary, report_ids, notify, retry=tuple(retry))
+        _run_exports(store, client, config, summary, report_ids, notify, retry=jobs_retry)
         return summary
     summary.pull_id = _start_run(store, summary, report_ids)
     try:
         if settings.mark_exported:
             _stamp_posted(store, client, settings.export_label, summary, notify)
-        _run_exports(store, client, config, summary, report_ids, notify, retry=tuple(retry))
+        _run_exports(store, client, config, summary, report_ids, notify, retry=jobs_retry)
         _remember_invalid(store, summary, retry)
     except BaseException as exc:
         _fail_run(store, summary, exc)

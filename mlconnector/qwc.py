@@ -125,8 +125,9 @@ def write_qwc(store: Store, output: Path, url: str, *, username: str, run_every_
     owner_id, file_id = qwc_ids(store)
     document = build_qwc(urls, username=username, owner_id=owner_id, file_id=file_id,
                          run_every_minutes=run_every_minutes)
+    if not output.parent.is_dir():  # a typo in the path should not quietly create folders
+        raise UserError(f"the folder {output.parent} does not exist", hint="create it, or choose another --output")
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
         output.write_bytes(document)
     except OSError as exc:
         raise UserError(f"cannot write {output}: {exc.strerror or exc}", hint="choose another --output") from exc

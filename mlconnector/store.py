@@ -19,6 +19,13 @@ from mlconnector.migrations import BOOKKEEPING, MIGRATIONS, Migration, run_step
 from mlconnector.models import PostingState
 
 
+# The state file is the record of what QuickBooks has: deleting it would allow duplicates.
+DAMAGED_HINT = (
+    "check the folder's permissions, or restore state.db from a backup (sqlite3 state.db \".recover\" can save"
+    " a damaged one); do not delete it: it is the record of what was posted"
+)
+
+
 def utcnow() -> dt.datetime:
     """The current time in UTC (the default clock; tests inject their own)."""
     return dt.datetime.now(dt.timezone.utc)
@@ -53,16 +60,16 @@ class Store:
         Raises:
             StoreError: the file cannot be opened, is not a state file, or a migration failed.
         """
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if str(path) != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 30000")
             if str(path) != ":memory:":
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the state file {path}: {exc}") from exc
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the state file {path}: {exc}", hint=DAMAGED_HINT) from exc
         store = cls(conn, now)
         store.migrate(migrations)
         return store
@@ -120,7 +127,7 @@ class Store:
             self.conn.execute(BOOKKEEPING)
             applied = {row[0] for row in self.conn.execute("SELECT name FROM schema_migrations")}
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"not an ml-connector state file: {exc}") from exc
+            raise StoreError(f"not an ml-connector state file: {exc}", hint=DAMAGED_HINT) from exc
         known = {m.name for m in migrations}
         unknown = sorted(applied - known)
         if unknown:

@@ -139,3 +139,41 @@ def test_version_and_help(runner: CliRunner) -> None:
     assert runner.invoke(app, ["--version"]).output.startswith("mlconnector ")
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0 and "init" in result.output and "status" in result.output
+
+
+def test_init_force_refuses_a_config_with_a_bad_value_instead_of_dropping_every_good_one(
+    runner: CliRunner, home: Path
+) -> None:
+    home.mkdir(parents=True)
+    text = '[quickbooks]\nmode = "journal"\nap_account = "Accounts Payable:Employees"\nmax_lines_per_txn = 0\n'
+    (home / "config.toml").write_text(text)
+    result = _init(runner, "--force")
+    assert result.exit_code == 1
+    assert "quickbooks.max_lines_per_txn" in result.output
+    assert (home / "config.toml").read_text() == text  # nothing lost
+
+
+def test_a_cp1252_console_gets_question_marks_not_a_crash(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252", "MLCONNECTOR_HOME": str(tmp_path / "h")}
+    result = subprocess.run([sys.executable, "-m", "mlconnector", "demo"], capture_output=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr.decode("cp1252", "replace")
+    assert b"Posted to QuickBooks" in result.stdout
+
+
+def test_reading_commands_never_create_a_state_file(runner: CliRunner, home: Path) -> None:
+    result = runner.invoke(app, ["map", "list"])
+    assert result.exit_code == 1 and "run mlconnector init first" in result.output
+    assert not (home / "state.db").exists()
+
+
+def test_a_damaged_state_file_is_one_line_that_says_not_to_delete_it(runner: CliRunner, home: Path) -> None:
+    assert _init(runner).exit_code == 0
+    (home / "state.db").write_bytes(b"garbage" * 1000)
+    for name in ("state.db-wal", "state.db-shm"):
+        (home / name).unlink(missing_ok=True)
+    result = runner.invoke(app, ["map", "list"])
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "do not delete it" in result.output

@@ -72,7 +72,7 @@ def test_map_export_then_import_round_trips(runner: CliRunner, tmp_path: Path, s
     assert [(r["kind"], r["source"], r["target"]) for r in after] == [
         (r["kind"], r["source"], r["target"]) for r in json.loads(before)]
     stdout = _run(runner, "map", "export", "--format", suffix[1:]).output
-    assert stdout == out.read_text(encoding="utf-8")
+    assert stdout == out.read_text(encoding="utf-8-sig")  # the file adds only a BOM, for Excel
 
 
 def test_map_import_refuses_an_unknown_extension(runner: CliRunner, tmp_path: Path) -> None:
@@ -115,3 +115,16 @@ def test_a_mapping_change_replans_blocked_reports_and_status_shows_it(runner: Cl
     status = json.loads(_run(runner, "status", "--json").output)
     assert status["reports"] == {"queued": 1, "blocked": 0} and status["postings"]["queued"] == 1
     assert "Why reports are blocked" not in _run(runner, "status").output
+
+
+def test_a_csv_exported_for_excel_and_saved_back_as_cp1252_imports(tmp_path, cli) -> None:  # type: ignore[no-untyped-def]
+    from mlconnector.cli import app
+
+    assert cli.invoke(app, ["map", "set", "category", "Café", "Meals"]).exit_code == 0
+    out = tmp_path / "m.csv"
+    assert cli.invoke(app, ["map", "export", "--output", str(out)]).exit_code == 0
+    assert out.read_bytes().startswith(b"\xef\xbb\xbf")
+    out.write_bytes("kind,source,target\ncategory,Café,Meals:Team\n".encode("cp1252"))  # Excel's plain CSV
+    result = cli.invoke(app, ["map", "import", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Meals:Team" in cli.invoke(app, ["map", "list", "--json"]).output

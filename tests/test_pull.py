@@ -229,6 +229,16 @@ def test_an_invalid_report_is_exported_again_by_id_on_later_pulls_until_it_store
     assert json.loads(db.get_setting("pull.invalid_reports") or "{}") == {}
 
 
+def test_a_pull_by_id_keeps_the_invalid_reports_to_retry(
+    db: Store, sim: ExpensifySimulator, clock: FakeClock
+) -> None:
+    bad, other = _approved_ids(sim)[:2]
+    sim.edit_report(bad, lambda d: d["transactionList"][1].update(created="31/12/2026"))
+    _pull(db, sim, clock)
+    _pull(db, sim, clock, report_ids=[other])
+    assert list(json.loads(db.get_setting("pull.invalid_reports") or "{}")) == [bad]
+
+
 def test_report_ids_are_exported_by_id(db: Store, sim: ExpensifySimulator, clock: FakeClock) -> None:
     wanted = _approved_ids(sim)[:2]
     summary = _pull(db, sim, clock, report_ids=wanted)

@@ -140,3 +140,12 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(runner: CliRunner) -> None:
         result = runner.invoke(app, ["serve", "--port", str(port)])
     assert result.exit_code == 1, result.output
     assert f"cannot listen on 127.0.0.1:{port}" in result.output and "--port" in result.output
+
+
+def test_qwc_refuses_an_output_folder_that_does_not_exist(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    from mlconnector.cli import app
+
+    target = tmp_path / "no-such-folder" / "ml.qwc"
+    result = cli.invoke(app, ["qwc", "--output", str(target)])
+    assert result.exit_code == 1 and "does not exist" in result.output
+    assert not target.parent.exists()

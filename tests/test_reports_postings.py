@@ -166,9 +166,15 @@ def test_the_autoincrement_migration_keeps_existing_postings(tmp_path) -> None: 
     old = Store.open(path, migrations=[m for m in MIGRATIONS if m.name != "0006_postings_autoincrement"])
     save_report(old, report())
     pid = add_posting(old, bill(), state=PostingState.QUEUED, report_fingerprint="f", actor="t")
+    dropped = add_posting(old, bill(part=2, part_count=2), state=PostingState.QUEUED, report_fingerprint="f",
+                          actor="t")
+    old.conn.execute("DELETE FROM postings WHERE id = ?", (dropped,))  # named by its audit row only
     old.close()
     new = Store.open(path)
     assert get_posting(new, pid).posting == bill()
+    later = add_posting(new, bill(part=3, part_count=3), state=PostingState.QUEUED, report_fingerprint="f",
+                        actor="t")
+    assert later > dropped
     ddl = new.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'postings'").fetchone()[0]
     assert "AUTOINCREMENT" in ddl
     new.close()
