@@ -240,7 +240,9 @@ def init(
         values = _prompt_init_values(values)
     result = initialize(paths, values)
     out = _console()
-    out.print(f"Wrote {result.config_file} (readable by you only)", markup=False)
+    # POSIX gets mode 0600; on Windows the file inherits its folder's permissions, so say so plainly.
+    privacy = "readable by you only" if os.name == "posix" else "it may hold a secret: keep its folder private"
+    out.print(f"Wrote {result.config_file} ({privacy})", markup=False)
     out.print(f"State file {result.state_file} (schema {result.schema_version})", markup=False)
     if not result.has_expensify_credentials:
         out.print(
