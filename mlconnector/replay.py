@@ -26,7 +26,7 @@ from mlconnector.models import Plan, PostingState
 from mlconnector.plan import plan_report
 from mlconnector.planning import PlanSummary, block_reason, mappings_for, plan_and_queue, settings_for
 from mlconnector.postings import PostingRecord, delete_unsent_postings, posting_to_json, postings_for_report, transition
-from mlconnector.reports import load_report
+from mlconnector.reports import load_report, seen_by_quickbooks
 from mlconnector.store import Store
 
 S = PostingState
@@ -109,13 +109,6 @@ def replay_report(
         return _replan(store, config, report_id, records, today=today, actor=actor)
 
 
-def _seen_by_quickbooks(store: Store, report_id: str) -> bool:
-    row = store.conn.execute(
-        "SELECT 1 FROM postings WHERE report_id = ? AND state IN ('sent', 'in_doubt', 'posted') LIMIT 1", (report_id,)
-    ).fetchone()
-    return row is not None
-
-
 def _check_replayable(store: Store, report_id: str) -> None:
     row = store.conn.execute(
         "SELECT changed_after_posting FROM reports WHERE report_id = ?", (report_id,)
@@ -125,7 +118,7 @@ def _check_replayable(store: Store, report_id: str) -> None:
             f"report {report_id} is not in the state file",
             hint=f"check the ID with mlconnector status, or pull it with mlconnector pull --report {report_id}",
         )
-    if row[0] and not _seen_by_quickbooks(store, report_id):
+    if row[0] and not seen_by_quickbooks(store, report_id):
         # The flag came from a look while a posting was out; nothing of it is in QuickBooks now, so the
         # edited version can simply be pulled (which re-plans it).
         raise RefusedError(

@@ -90,7 +90,7 @@ def save_report(store: Store, report: Report, *, actor: str = "pull") -> SaveOut
                  report.report_id),
             )
             return SaveOutcome.UNCHANGED
-        if _seen_by_quickbooks(store, report.report_id):
+        if seen_by_quickbooks(store, report.report_id):
             if changed_fingerprint == fingerprint:
                 return SaveOutcome.CHANGED_AFTER_POSTING  # already flagged and audited
             store.conn.execute(
@@ -126,7 +126,8 @@ def save_report(store: Store, report: Report, *, actor: str = "pull") -> SaveOut
         return SaveOutcome.CHANGED
 
 
-def _seen_by_quickbooks(store: Store, report_id: str) -> bool:
+def seen_by_quickbooks(store: Store, report_id: str) -> bool:
+    """True when a posting of the report was sent, is in doubt or was posted (QuickBooks may have it)."""
     marks = ",".join("?" for _ in SEEN_BY_QUICKBOOKS)
     row = store.conn.execute(
         f"SELECT 1 FROM postings WHERE report_id = ? AND state IN ({marks}) LIMIT 1",
