@@ -51,6 +51,10 @@ class AuditEvent(StrEnum):
     SESSION_CLOSED = "session_closed"
     SESSION_ERROR = "session_error"
     LOGIN_REFUSED = "login_refused"
+    MESSAGE_SENT = "message_sent"
+    MESSAGE_ANSWERED = "message_answered"
+    LATE_ANSWER = "late_answer"
+    DUPLICATE_IN_QUICKBOOKS = "duplicate_in_quickbooks"
 
 
 @dataclass(frozen=True)

@@ -608,8 +608,8 @@ def serve(
     """
     from mlconnector.soap.server import make_wsgi_app
     from mlconnector.soap.server import serve as run_server
-    from mlconnector.soap.session import QbwcService, SessionSettings
-    from mlconnector.soap.work import make_work
+    from mlconnector.soap.session import QbwcService
+    from mlconnector.soap.work import make_settings, make_work
 
     if bool(certfile) != bool(keyfile):
         raise ConfigError([ConfigProblem("--certfile/--keyfile", "give both or neither", "pass both files for HTTPS")])
@@ -618,14 +618,8 @@ def serve(
             raise ConfigError([ConfigProblem(option, f"{file} is not a file", "pass the PEM file's path")])
     app_ctx = _ctx(ctx)
     config = app_ctx.config()
-    username, password_hash = config.require_qbwc_login()
+    settings = make_settings(config)
     store = app_ctx.store()
-    settings = SessionSettings(
-        username=username,
-        password_hash=password_hash,
-        company_file=config.quickbooks.company_file,
-        max_qbxml_version=config.quickbooks.qbxml_version,
-    )
     service = QbwcService(store, make_work(store, config), settings)
     wsgi_app = make_wsgi_app(lambda: service)
     out = _console()

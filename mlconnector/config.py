@@ -68,6 +68,9 @@ class QbwcConfig:
     port: int = 8080
     public_url: str = ""
     run_every_minutes: int = 15
+    # How long an update that has a request inside QuickBooks keeps a second one out ("busy"): a slow
+    # QuickBooks may still finish that request, and writing the same postings again would duplicate them.
+    takeover_after_minutes: int = 10
 
 
 @dataclass(frozen=True)
@@ -254,6 +257,7 @@ _SECTIONS: dict[str, tuple[type[Any], dict[str, tuple[Parser, str]]]] = {
             "port": (_int_range(1, 65535), "for example 8080"),
             "public_url": (_optional_url, "for example https://qb.example.com/qbwc"),
             "run_every_minutes": (_int_range(1, 1440), "for example 15"),
+            "takeover_after_minutes": (_int_range(1, 1440), "for example 10"),
         },
     ),
 }
@@ -387,6 +391,7 @@ def config_to_toml(config: Config, *, include_secret: bool = True) -> dict[str, 
         "port": w.port,
         "public_url": w.public_url,
         "run_every_minutes": w.run_every_minutes,
+        "takeover_after_minutes": w.takeover_after_minutes,
     }
     return {"expensify": expensify, "quickbooks": quickbooks, "qbwc": qbwc}
 

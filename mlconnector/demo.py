@@ -272,13 +272,10 @@ def _secret(config: Config) -> Secret:
 def _start_server(stack: ExitStack, store: Store, config: Config) -> str:
     """``mlconnector serve``'s app on a free loopback port, stopped (thread joined) when the stack closes."""
     from mlconnector.soap.server import make_wsgi_app, running_server
-    from mlconnector.soap.session import QbwcService, SessionSettings
-    from mlconnector.soap.work import make_work
+    from mlconnector.soap.session import QbwcService
+    from mlconnector.soap.work import make_settings, make_work
 
-    username, password_hash = config.require_qbwc_login()
-    settings = SessionSettings(username=username, password_hash=password_hash,
-                               company_file=config.quickbooks.company_file,
-                               max_qbxml_version=config.quickbooks.qbxml_version)
+    settings = make_settings(config)
     service = QbwcService(store, make_work(store, config), settings)
     server = stack.enter_context(running_server(make_wsgi_app(lambda: service)))
     return str(server.soap_url)

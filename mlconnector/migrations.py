@@ -256,11 +256,43 @@ def _postings_autoincrement(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('postings', ?)", (highest or 0,))
 
 
+# Every QuickBooks transaction known to stand for a posting, from any source (a write answer, recovery,
+# an answer that came back after its session was given up). A posting with two live transactions is a
+# duplicate QuickBooks holds; it is shown, never deleted. `gone_at`: QuickBooks later said it is absent.
+# Plus the run of identical whole-request failures (hresults) per posting, so a request QuickBooks cannot
+# read is failed after a few sessions instead of being retried for ever.
+POSTING_TXNS = """
+CREATE TABLE posting_txns (
+    posting_id INTEGER NOT NULL,
+    txn_id TEXT NOT NULL,
+    txn_type TEXT NOT NULL DEFAULT '',
+    ref_number TEXT,
+    edit_sequence TEXT,
+    how TEXT NOT NULL,               -- written | recovered | late_answer
+    ticket_ref TEXT,                 -- the session that learned it (a hash: the ticket is a credential)
+    seen_at TEXT NOT NULL,
+    gone_at TEXT,
+    PRIMARY KEY (posting_id, txn_id)
+);
+INSERT INTO posting_txns (posting_id, txn_id, txn_type, ref_number, edit_sequence, how, seen_at)
+    SELECT id, txn_id, mode, ref_number, edit_sequence, 'written', updated_at FROM postings WHERE txn_id IS NOT NULL;
+
+CREATE TABLE request_failures (
+    posting_id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,              -- the kind of message QuickBooks refused (write, verify, ...)
+    hresult TEXT NOT NULL,
+    message TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    last_at TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: Sequence[Migration] = (
     Migration("0001_initial_schema", INITIAL_SCHEMA),
     Migration("0003_plan_skips", PLAN_SKIPS),
     Migration("0005_qbxml_message_items", MESSAGE_ITEMS),
     Migration("0006_postings_autoincrement", _postings_autoincrement),
+    Migration("0007_posting_txns", POSTING_TXNS),
 )
 
 BOOKKEEPING = """

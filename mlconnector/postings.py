@@ -30,8 +30,9 @@ from mlconnector.store import Store
 
 S = PostingState
 ALLOWED: Mapping[PostingState, frozenset[PostingState]] = {
+    # QUEUED -> FAILED: QuickBooks cannot read the request ml-connector builds for it.
     S.PLANNED: frozenset({S.QUEUED, S.BLOCKED}),
-    S.QUEUED: frozenset({S.SENT, S.BLOCKED}),
+    S.QUEUED: frozenset({S.SENT, S.BLOCKED, S.FAILED}),
     S.BLOCKED: frozenset({S.QUEUED, S.BLOCKED}),
     S.SENT: frozenset({S.POSTED, S.FAILED, S.IN_DOUBT}),
     S.IN_DOUBT: frozenset({S.POSTED, S.QUEUED, S.FAILED, S.SENT}),
@@ -39,6 +40,14 @@ ALLOWED: Mapping[PostingState, frozenset[PostingState]] = {
     # Only `replay --force`: in doubt, so the next session asks QuickBooks (by RefNumber) before it
     # writes anything, and posts only if the transaction is really absent.
     S.POSTED: frozenset({S.IN_DOUBT}),
+}
+
+# Moves allowed only with ``evidence``: QuickBooks itself showed the transaction exists (the late answer
+# of an update that was given up, after recovery had queued the posting again).
+ON_EVIDENCE: Mapping[PostingState, frozenset[PostingState]] = {
+    S.QUEUED: frozenset({S.POSTED}),
+    S.BLOCKED: frozenset({S.POSTED}),
+    S.FAILED: frozenset({S.POSTED}),
 }
 
 EVENT_FOR_STATE: Mapping[PostingState, AuditEvent] = {
@@ -183,9 +192,12 @@ def transition(
     expect: PostingState | Sequence[PostingState] | None = None,
     event: AuditEvent | None = None,
     detail: Mapping[str, Any] | None = None,
+    evidence: str | None = None,
     **fields: Any,
 ) -> PostingRecord:
     """Move a posting to ``to``, setting ``fields``, with its audit row, in one transaction.
+
+    ``evidence`` (what QuickBooks showed) also allows the moves in :data:`ON_EVIDENCE`, and is audited.
 
     Raises:
         NotFoundError: no such posting.
@@ -199,7 +211,8 @@ def transition(
         allowed_from = (expect,) if isinstance(expect, PostingState) else tuple(expect or ())
         if allowed_from and current.state not in allowed_from:
             raise StoreError(f"posting {posting_id} is {current.state}, not {'/'.join(allowed_from)}")
-        if to not in ALLOWED[current.state]:
+        on_evidence = evidence is not None and to in ON_EVIDENCE.get(current.state, frozenset())
+        if to not in ALLOWED[current.state] and not on_evidence:
             raise StoreError(f"posting {posting_id} cannot go from {current.state} to {to}")
         assignments = ", ".join(f"{name} = ?" for name in fields)
         store.conn.execute(
@@ -208,6 +221,8 @@ def transition(
         )
         audit_detail = {"from": current.state.value, **{k: v for k, v in fields.items() if v is not None}}
         audit_detail.update(detail or {})
+        if evidence is not None:
+            audit_detail["evidence"] = evidence
         store.audit.append(event or EVENT_FOR_STATE[to], actor=actor, report_id=current.report_id,
                            posting_id=posting_id, detail=audit_detail)
         return get_posting(store, posting_id)

@@ -6,6 +6,7 @@ process knows about are registered once and masked in any text).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -77,3 +78,10 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+def ticket_ref(ticket: str) -> str:
+    """A short, non-secret reference to a Web Connector ticket for logs and audit rows (the ticket is a credential)."""
+    if not ticket:
+        return "-"
+    return hashlib.sha256(ticket.encode("utf-8")).hexdigest()[:12]

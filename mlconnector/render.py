@@ -63,6 +63,9 @@ def _web_connector_line(report: dict[str, Any]) -> Text:
     text = f"Web Connector: last login {_when(contact)}"
     if session:
         text += f"; newest session {session['state']}, last call {_when(session['last_seen_at'])}"
+        if session.get("busy_until"):
+            text += (f"; a request is inside QuickBooks, so a new update is answered busy until "
+                     f"{_when(session['busy_until'])} (qbwc.takeover_after_minutes)")
         if session.get("last_error"):
             text += f" ({session['last_error']})"
     return Text(text)
@@ -78,6 +81,17 @@ def _part(item: dict[str, Any]) -> str:
 
 def _attention_tables(report: dict[str, Any]) -> list[RenderableType]:
     parts: list[RenderableType] = []
+    duplicates = report.get("duplicates")
+    if duplicates and duplicates["items"]:
+        table = Table(title="In QuickBooks twice (void the duplicate; ml-connector never deletes)", title_justify="left")
+        for name in ("Report", "Part", "Kept TxnID", "Duplicate TxnID", "Fix"):
+            table.add_column(name, overflow="fold")
+        for item in duplicates["items"]:
+            table.add_row(item["report_id"], _part(item), item["kept_txn_id"] or "",
+                          ", ".join(item["duplicate_txn_ids"]), Text(item["fix"], style="red"))
+        parts.append(table)
+        if duplicates["more"]:
+            parts.append(Text(f"… and {duplicates['more']} more (mlconnector audit --event duplicate_in_quickbooks)"))
     blocked, failed = report.get("blocked"), report.get("failed")
     if blocked and blocked["items"]:
         table = Table(title="Blocked (fix, then mlconnector replay REPORT_ID)", title_justify="left")

@@ -5,6 +5,7 @@ The JSON shape is part of the user-facing contract: keys are only ever added.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from mlconnector.config import load_config
@@ -12,14 +13,17 @@ from mlconnector.errors import ConfigError
 from mlconnector.models import PostingState
 from mlconnector.paths import Paths
 from mlconnector.store import Store
+from mlconnector.txn_ledger import all_duplicates
 
 
 def collect_status(paths: Paths) -> dict[str, Any]:
     """Config, state file and posting counts. Never creates files; never includes a secret."""
     config: dict[str, Any] = {"path": str(paths.config_file), "found": paths.config_file.exists(), "problems": []}
+    takeover = dt.timedelta(minutes=10)
     if config["found"]:
         try:
             loaded = load_config(paths.config_file)
+            takeover = dt.timedelta(minutes=loaded.qbwc.takeover_after_minutes)
             config["mode"] = loaded.quickbooks.mode.value
             config["expensify_credentials"] = bool(
                 loaded.expensify.partner_user_id and loaded.expensify.partner_user_secret
@@ -38,13 +42,13 @@ def collect_status(paths: Paths) -> dict[str, Any]:
             reports = report_counts(store)
             reasons = top_blocked_reasons(store)
             pulls = _pull_status(store)
-            dashboard = {**web_connector_status(store), **attention(store)}
+            dashboard = {**web_connector_status(store, takeover), **attention(store), "duplicates": duplicates(store)}
         finally:
             store.close()
     else:
         pulls = {"last_pull": None, "changed_after_posting": []}
         dashboard = {"last_qbwc_contact": None, "qbwc_session": None,
-                     "blocked": _empty_list(), "failed": _empty_list()}
+                     "blocked": _empty_list(), "failed": _empty_list(), "duplicates": _empty_list()}
     return {
         "config": config, "state": state, "postings": counts, "log_dir": str(paths.log_dir),
         "reports": reports, "blocked_reasons": reasons, **pulls, **dashboard,
@@ -59,14 +63,30 @@ def _empty_list() -> dict[str, Any]:
     return {"count": 0, "items": [], "more": 0}
 
 
-def web_connector_status(store: Store) -> dict[str, Any]:
-    """When the Web Connector last logged in, and how its newest session stands (no ticket: it is a credential)."""
+def web_connector_status(store: Store, takeover: dt.timedelta = dt.timedelta(minutes=10)) -> dict[str, Any]:
+    """When the Web Connector last logged in, and how its newest session stands (no ticket: it is a credential).
+
+    A session with a request inside QuickBooks makes new updates wait ("busy"): ``busy_until`` says
+    until when, so a stalled update is explained rather than mysterious.
+    """
     row = store.conn.execute(
         "SELECT state, created_at, last_seen_at, closed_at, last_error FROM qbwc_sessions"
         " ORDER BY created_at DESC LIMIT 1"
     ).fetchone()
     session = dict(zip(("state", "started_at", "last_seen_at", "closed_at", "last_error"), row)) if row else None
+    if session is not None:
+        awaiting = session["state"] == "awaiting_response"
+        session["awaiting_answer"] = awaiting
+        session["busy_until"] = (
+            (dt.datetime.fromisoformat(session["last_seen_at"]) + takeover).isoformat(timespec="seconds")
+            if awaiting else None)
     return {"last_qbwc_contact": store.get_setting("qbwc.last_contact"), "qbwc_session": session}
+
+
+def duplicates(store: Store, limit: int = ATTENTION_LIMIT) -> dict[str, Any]:
+    """Reports QuickBooks holds more than once, with both TxnIDs and the fix (never deleted automatically)."""
+    count, found = all_duplicates(store, limit)
+    return {"count": count, "items": [d.as_dict() for d in found], "more": count - len(found)}
 
 
 def attention(store: Store, limit: int = ATTENTION_LIMIT) -> dict[str, Any]:

@@ -50,6 +50,7 @@ class ListWork:
     responses: list[tuple[str, str]] = field(default_factory=list)
     failures: list[tuple[str, str, str]] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
+    late: list[tuple[str, str]] = field(default_factory=list)
     hcp: list[str | None] = field(default_factory=list)
     versions: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
@@ -100,6 +101,14 @@ class ListWork:
         request = self.in_flight.pop(ticket, None)
         if request is not None:
             self.queue.insert(0, request)
+
+    def failure_note(self, ticket: str) -> str | None:
+        return None
+
+    def handle_late_response(self, ticket: str, response: str) -> str | None:
+        self._maybe_raise("handle_late_response")
+        self.late.append((ticket, response))
+        return "late answer recorded"
 
     def summary(self, ticket: str) -> str | None:
         self._maybe_raise("summary")

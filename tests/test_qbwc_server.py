@@ -200,7 +200,8 @@ def test_handshake_paths_over_http(env: Env) -> None:
     wc = env.wc()
     ticket, company = wc.authenticate()
     assert ticket and company == COMPANY
-    assert wc.authenticate() == ["", "busy"]
+    assert wc.send_request_xml(ticket, "<HCP/>") == BILL
+    assert wc.authenticate() == ["", "busy"]  # a request of the first session is inside QuickBooks
     assert wc.authenticate(password="wrong") == ["", "nvu"]
     wc.close_connection(ticket)
     env.work.queue.clear()
@@ -245,6 +246,8 @@ def test_a_new_login_while_awaiting_an_answer_calls_on_session_lost(env: Env) ->
     wc = env.wc()
     old = wc.authenticate()[0]
     assert wc.send_request_xml(old, "<HCP/>") == BILL
+    assert wc.authenticate() == ["", "busy"]
+    env.clock.advance(minutes=10)  # the takeover window
     new = wc.authenticate()[0]
     assert new and new != old and env.work.lost == [old]
     assert wc.send_request_xml(new) == BILL  # the lost request went back to the queue

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from mlconnector.audit import AuditEvent
@@ -86,11 +88,47 @@ def test_a_successful_login_resets_the_failure_count(db: Store, clock: Clock) ->
     assert svc.authenticate(USER, PASSWORD)[1] == COMPANY
 
 
-def test_a_second_login_while_a_session_is_open_is_busy(db: Store, clock: Clock) -> None:
-    svc = service(db, ListWork([BILL]), clock)
-    svc.authenticate(USER, PASSWORD)
-    clock.advance(minutes=5)
+def test_a_second_login_while_a_request_is_inside_quickbooks_is_busy_until_the_takeover(
+    db: Store, clock: Clock
+) -> None:
+    work = ListWork([BILL])
+    svc = service(db, work, clock)
+    old = svc.authenticate(USER, PASSWORD)[0]
+    svc.send_request_xml(old, "", COMPANY, "US", 13, 0)
+    clock.advance(minutes=9, seconds=59)
     assert svc.authenticate(USER, PASSWORD) == ["", "busy"]
+    assert work.lost == []  # QuickBooks may still answer: nothing is given up
+    busy = events(db, AuditEvent.SESSION_ERROR)[-1]
+    assert busy["answer"] == "busy" and busy["takeover_at"] == "2026-03-30T09:10:00+00:00"
+    clock.advance(seconds=1)
+    new = svc.authenticate(USER, PASSWORD)[0]
+    assert new and work.lost == [old]
+    assert svc.session(old).state is SessionState.LOST  # type: ignore[union-attr]
+
+
+def test_the_takeover_window_is_a_setting(db: Store, clock: Clock) -> None:
+    work = ListWork([BILL])
+    svc = QbwcService(db, work, settings(takeover_after=dt.timedelta(minutes=2)), now=clock)
+    old = svc.authenticate(USER, PASSWORD)[0]
+    svc.send_request_xml(old, "", COMPANY, "US", 13, 0)
+    clock.advance(minutes=1)
+    assert svc.authenticate(USER, PASSWORD) == ["", "busy"]
+    clock.advance(minutes=1)
+    assert svc.authenticate(USER, PASSWORD)[0]
+
+
+def test_a_second_login_while_a_session_has_nothing_outstanding_replaces_it_at_once(
+    db: Store, clock: Clock
+) -> None:
+    work = ListWork([BILL])
+    svc = service(db, work, clock)
+    old = svc.authenticate(USER, PASSWORD)[0]  # e.g. serve restarted between calls
+    clock.advance(seconds=5)
+    new = svc.authenticate(USER, PASSWORD)[0]
+    assert new and new != old and work.lost == []
+    assert svc.session(old).state is SessionState.CLOSED  # type: ignore[union-attr]
+    assert svc.send_request_xml(old, "", COMPANY, "US", 13, 0) == ""  # the old ticket stops working
+    assert svc.send_request_xml(new, "", COMPANY, "US", 13, 0) == BILL
 
 
 def test_an_idle_session_expires_after_30_minutes_and_no_longer_makes_logins_busy(
@@ -194,18 +232,22 @@ def test_empty_send_then_getlasterror_says_noop_only_while_work_may_still_come(d
     work.next_request = original  # type: ignore[method-assign]
 
 
-def test_an_hresult_fails_that_message_not_the_session(db: Store, clock: Clock) -> None:
+def test_an_hresult_stops_the_session_and_getlasterror_names_it_and_the_fix(db: Store, clock: Clock) -> None:
     work = ListWork([BILL, BILL + " "])
+    work.failure_note = lambda t: "2 report(s) will be tried again."  # type: ignore[method-assign]
     svc = service(db, work, clock)
     ticket = svc.authenticate(USER, PASSWORD)[0]
     svc.send_request_xml(ticket, "", COMPANY, "US", 13, 0)
-    progress = svc.receive_response_xml(ticket, "", "0x80040400", "QuickBooks found an error when parsing")
-    assert 0 <= progress < 100
+    assert svc.receive_response_xml(ticket, "", "0x80040400", "QuickBooks found an error when parsing") == -1
     assert work.failures == [(ticket, "0x80040400", "QuickBooks found an error when parsing")]
-    assert svc.send_request_xml(ticket, "", COMPANY, "US", 13, 0)
-    assert svc.receive_response_xml(ticket, "<QBXML/>", "", "") == 100
+    error = svc.get_last_error(ticket)
+    assert error == ("QuickBooks could not process the request ml-connector sent (0x80040400: QuickBooks found an "
+                     "error when parsing): QuickBooks could not parse the request ml-connector sent (a bug: send the "
+                     "log file). 2 report(s) will be tried again.")
+    assert svc.send_request_xml(ticket, "", COMPANY, "US", 13, 0) == ""  # nothing more in this session
     audit = events(db, AuditEvent.SESSION_ERROR)
     assert audit[0]["hresult"] == "0x80040400" and "bug" in str(audit[0]["hint"])
+    assert audit[-1]["problem"] == error
 
 
 def test_negative_progress_stops_the_session_and_getlasterror_explains(db: Store, clock: Clock) -> None:
@@ -269,13 +311,16 @@ def test_a_login_while_an_answer_is_outstanding_marks_it_lost_before_anything_el
     old = svc.authenticate(USER, PASSWORD)[0]
     svc.send_request_xml(old, "", COMPANY, "US", 13, 0)
     work.calls.clear()
-    clock.advance(minutes=2)
+    clock.advance(minutes=10)
     new, company = svc.authenticate(USER, PASSWORD)
     assert work.calls[:2] == ["on_session_lost", "has_work"]
     assert work.lost == [old] and new and company == COMPANY
     assert svc.session(old).state is SessionState.LOST  # type: ignore[union-attr]
-    assert svc.receive_response_xml(old, "<QBXML/>", "", "") == -1  # the late answer is not taken
     assert svc.send_request_xml(new, "", COMPANY, "US", 13, 0) == BILL
+    # The answer comes after all: handed to the work in full, and the Web Connector told so.
+    assert svc.receive_response_xml(old, "<QBXML/>", "", "") == 100
+    assert work.late == [(old, "<QBXML/>")]
+    assert svc.close_connection(old) == "late answer recorded"
 
 
 def test_an_answer_outstanding_at_expiry_or_close_is_lost_too(db: Store, clock: Clock) -> None:
@@ -313,7 +358,8 @@ def test_close_connection_after_none_nvu_or_busy_says_why_nothing_ran(db: Store,
     svc.authenticate(USER, "wrong")
     assert "login refused" in svc.close_connection("")
     work.queue.append(BILL)
-    svc.authenticate(USER, PASSWORD)
+    ticket = svc.authenticate(USER, PASSWORD)[0]
+    svc.send_request_xml(ticket, "", COMPANY, "US", 13, 0)
     svc.authenticate(USER, PASSWORD)
     assert "still running" in svc.close_connection("")
 

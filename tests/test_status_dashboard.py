@@ -24,9 +24,9 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 # The keys of `status --json`: scripts depend on them, so they may be added to but never renamed.
 STATUS_KEYS = {
     "config", "state", "postings", "log_dir", "reports", "blocked_reasons", "last_pull", "changed_after_posting",
-    "last_qbwc_contact", "qbwc_session", "blocked", "failed",
+    "last_qbwc_contact", "qbwc_session", "blocked", "failed", "duplicates",
 }
-SESSION_KEYS = {"state", "started_at", "last_seen_at", "closed_at", "last_error"}
+SESSION_KEYS = {"state", "started_at", "last_seen_at", "closed_at", "last_error", "awaiting_answer", "busy_until"}
 FAILED_ITEM_KEYS = {"report_id", "part", "part_count", "ref_number", "reason", "qb_status_code",
                     "qb_status_message", "at"}
 BLOCKED_ITEM_KEYS = {"report_id", "part", "part_count", "reason"}
@@ -83,7 +83,8 @@ def test_status_shows_last_contact_and_the_blocked_and_failed_reports_with_reaso
     assert data["last_qbwc_contact"] == "2026-04-01T08:00:00.000+00:00"
     assert data["qbwc_session"] == {"state": "closed", "started_at": "2026-04-01T08:00:00.000+00:00",
                                     "last_seen_at": "2026-04-01T08:00:05.000+00:00",
-                                    "closed_at": "2026-04-01T08:00:06.000+00:00", "last_error": None}
+                                    "closed_at": "2026-04-01T08:00:06.000+00:00", "last_error": None,
+                                    "awaiting_answer": False, "busy_until": None}
     failed = data["failed"]
     assert failed["count"] == 1 and failed["more"] == 0  # type: ignore[index]
     (item,) = failed["items"]  # type: ignore[index]

@@ -15,7 +15,7 @@ from mlconnector.soap.server import RunningServer, make_wsgi_app, running_server
 from mlconnector.soap.session import QbwcService
 from mlconnector.store import Store
 
-from .qbwc_support import PASSWORD, USER, ListWork, settings
+from .qbwc_support import PASSWORD, USER, Clock, ListWork, settings
 
 pytestmark = pytest.mark.slow
 
@@ -37,8 +37,8 @@ def qb(reference_dir: Path) -> QuickBooksSimulator:
 
 
 @contextmanager
-def server(path: Path, work: ListWork) -> Iterator[tuple[RunningServer, Store]]:
-    store = Store.open(path)
+def server(path: Path, work: ListWork, clock: Clock | None = None) -> Iterator[tuple[RunningServer, Store]]:
+    store = Store.open(path, now=clock) if clock else Store.open(path)
     try:
         with running_server(make_wsgi_app(lambda: QbwcService(store, work, settings()))) as srv:
             yield srv, store
@@ -68,10 +68,13 @@ def test_an_answer_lost_after_quickbooks_applied_it_and_a_restart_still_post_exa
     tmp_path: Path, qb: QuickBooksSimulator
 ) -> None:
     work = ListWork([bill_request(f"R{n}", f"mlc-{n}") for n in range(3)])
-    with server(tmp_path / "state.db", work) as (srv, _):
+    clock = Clock()
+    with server(tmp_path / "state.db", work, clock) as (srv, _):
         crashed = connector(srv, qb).run(Faults(drop_response_on=2))
     assert crashed.stopped == "crashed" and len(qb.bills()) == 2
-    with server(tmp_path / "state.db", work) as (srv, store):  # a restarted server, same state file
+    with server(tmp_path / "state.db", work, clock) as (srv, store):  # a restarted server, same state file
+        assert connector(srv, qb).run().stopped == "busy"  # the answer might still come
+        clock.advance(minutes=10)
         summary = connector(srv, qb).run()
         lost = [r.detail for r in store.audit.rows(event=AuditEvent.SESSION_ERROR)]
     assert work.lost == [crashed.ticket]
@@ -80,23 +83,30 @@ def test_an_answer_lost_after_quickbooks_applied_it_and_a_restart_still_post_exa
     assert sorted(t.ref_number for t in qb.bills()) == ["R0", "R1", "R2"]  # R1 was replayed, not re-added
 
 
-def test_a_parse_failure_fails_that_message_not_the_session(tmp_path: Path, qb: QuickBooksSimulator) -> None:
+def test_a_parse_failure_stops_the_session_with_the_reason_and_the_next_run_goes_on(
+    tmp_path: Path, qb: QuickBooksSimulator
+) -> None:
     broken = bill_request("R1", "mlc-1").replace("<TxnDate>2026-03-30</TxnDate><RefNumber>R1</RefNumber>",
                                                  "<RefNumber>R1</RefNumber><TxnDate>2026-03-30</TxnDate>")
     work = ListWork([bill_request("R0", "mlc-0"), broken, bill_request("R2", "mlc-2")])
     with server(tmp_path / "state.db", work) as (srv, _):
         summary = connector(srv, qb).run()
-    assert summary.stopped == "done" and summary.round_trips == 3
+        assert summary.stopped == "error" and summary.round_trips == 2
+        assert "0x80040400" in (summary.last_error or "") and "a bug: send the log file" in (summary.last_error or "")
+        assert "1 refused by QuickBooks" in (summary.close_message or "")
+        following = connector(srv, qb).run()
+    assert following.stopped == "done"
     assert [f[1] for f in work.failures] == ["0x80040400"]
     assert [t.ref_number for t in qb.bills()] == ["R0", "R2"]
-    assert "1 refused by QuickBooks" in (summary.close_message or "")
 
 
 def test_an_injected_hresult_reaches_handle_failure(tmp_path: Path, qb: QuickBooksSimulator) -> None:
     work = ListWork([bill_request("R0", "mlc-0"), bill_request("R1", "mlc-1")])
     with server(tmp_path / "state.db", work) as (srv, _):
         summary = connector(srv, qb).run(Faults(hresult_on=1))
-    assert summary.stopped == "done" and len(work.failures) == 1 and [t.ref_number for t in qb.bills()] == ["R1"]
+        assert summary.stopped == "error" and len(work.failures) == 1
+        assert connector(srv, qb).run().stopped == "done"
+    assert [t.ref_number for t in qb.bills()] == ["R1"]
 
 
 def test_connection_error_ends_the_run_and_the_next_run_is_not_busy(tmp_path: Path, qb: QuickBooksSimulator) -> None:

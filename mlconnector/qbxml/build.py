@@ -71,7 +71,12 @@ def external_guid(posting: PlannedPosting) -> str:
 
     QuickBooks returns it on the transaction, so a recovery query can recognise our own posting.
     """
-    value = uuid.uuid5(_GUID_NAMESPACE, f"{posting.report_id}\x1f{posting.part}")
+    return external_guid_for(posting.report_id, posting.part)
+
+
+def external_guid_for(report_id: str, part: int) -> str:
+    """:func:`external_guid` from the idempotency key alone (an answer is checked without the posting's body)."""
+    value = uuid.uuid5(_GUID_NAMESPACE, f"{report_id}\x1f{part}")
     return "{" + str(value).upper() + "}"
 
 

@@ -34,6 +34,7 @@ import datetime as dt
 import hashlib
 import itertools
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -186,6 +187,28 @@ def _money(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.01'))}"
 
 
+@dataclass
+class Hold:
+    """A message kept "inside QuickBooks" until :meth:`release`, as a slow QuickBooks keeps a large batch.
+
+    The Web Connector that sent it waits meanwhile (its ``process_request`` call blocks), so another
+    session can log in; on release QuickBooks applies the message and the first Web Connector answers.
+    """
+
+    request_type: str
+    timeout: float = 30.0
+    entered: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        """Let QuickBooks finish the held message."""
+        self.released.set()
+
+    def wait_entered(self) -> bool:
+        """Block until a matching message is inside QuickBooks (bounded by ``timeout``)."""
+        return self.entered.wait(self.timeout)
+
+
 class QuickBooksSimulator:
     """An in-memory QuickBooks company answering qbXML.
 
@@ -216,6 +239,9 @@ class QuickBooksSimulator:
         self.parse_errors: list[str] = []
         self.message_set_notes: list[str] = []  # why a message set got a non-zero messageSetStatusCode
         self.parse_failures = 0
+        # Messages QuickBooks refuses whole, as unparsable (0x80040400), for as long as this says so.
+        self.refuse_when: Callable[[str], bool] | None = None
+        self._holds: list[Hold] = []
         self._forced: dict[str, list[_Status]] = {}
         self._recovery: dict[str, tuple[str, str]] = {}  # message set ID -> (checksum, response text)
         # iteratorID -> the records not handed out yet (QuickBooks keeps them for the session)
@@ -305,6 +331,12 @@ class QuickBooksSimulator:
         """Answer the next ``times`` requests of ``request_type`` (e.g. "BillAddRq") with this status."""
         self._forced.setdefault(request_type, []).extend(_Status(code, message) for _ in range(times))
 
+    def hold(self, request_type: str = "BillAddRq", *, timeout: float = 30.0) -> Hold:
+        """Keep the next message containing ``request_type`` inside QuickBooks until the hold is released."""
+        held = Hold(request_type, timeout)
+        self._holds.append(held)
+        return held
+
     # ---------------------------------------------------------------------- host/company
 
     def hcp_response(self) -> str:
@@ -348,6 +380,13 @@ class QuickBooksSimulator:
                 version, or asks for a version this QuickBooks does not speak.
         """
         self.requests.append(text)
+        held = next((h for h in self._holds if h.request_type in text and not h.entered.is_set()), None)
+        if held is not None:
+            held.entered.set()
+            if not held.released.wait(held.timeout):  # a test that forgot to release must not hang
+                raise ProcessRequestError("0x80040402", "The held request was never released.", detail="hold")
+        if self.refuse_when is not None and self.refuse_when(text):
+            raise ProcessRequestError(PARSE_ERROR_HRESULT, PARSE_ERROR_MESSAGE, detail="refused by refuse_when")
         if self.parse_failures > 0:
             self.parse_failures -= 1
             raise ProcessRequestError(PARSE_ERROR_HRESULT, PARSE_ERROR_MESSAGE, detail="injected fault")

@@ -73,6 +73,8 @@ class Faults:
     drop_response_on: int | None = None  # QuickBooks applies request N, its answer never reaches the server
     hresult_on: int | None = None  # QuickBooks refuses request N as unparsable (nothing applied)
     connection_error: tuple[str, str] | None = None  # (hresult, message) instead of opening QuickBooks
+    swap_request_ids_on: int | None = None  # the answer to request N reaches the server with requestIDs swapped
+    stop_after: int | None = None  # the run ends after answering request N (serve killed between calls)
 
 
 @dataclass
@@ -303,9 +305,14 @@ class WebConnector:
                     if faults.drop_response_on == rounds:
                         s.stopped = "crashed"
                         return s
+                    if faults.swap_request_ids_on == rounds:
+                        response = swap_request_ids(response)
                     note("receiveResponseXML")
                     progress = self.receive_response_xml(ticket, response)
             s.progress.append(progress)
+            if faults.stop_after == rounds:
+                s.stopped = "stopped"
+                return s
             if progress < 0:
                 note("getLastError")
                 s.last_error = self.get_last_error(ticket)
@@ -322,3 +329,14 @@ class WebConnector:
         if self.quickbooks is None:
             raise WebConnectorError("the server sent a request but no QuickBooks is attached to this Web Connector")
         return self.quickbooks(request)
+
+
+def swap_request_ids(response: str) -> str:
+    """The same answer with the first two responses' requestIDs exchanged (a mismatched answer)."""
+    root = etree.fromstring(response.encode("utf-8"), _PARSER)
+    answers = [rs for rs in root.iterfind("QBXMLMsgsRs/*") if rs.get("requestID") is not None]
+    if len(answers) >= 2:
+        first, second = answers[0].get("requestID"), answers[1].get("requestID")
+        answers[0].set("requestID", second or "")
+        answers[1].set("requestID", first or "")
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8")).decode("utf-8")

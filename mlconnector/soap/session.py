@@ -10,8 +10,12 @@ in flight. One session per company file at a time::
     authenticate ──► OPEN ──sendRequestXML (qbXML)──► AWAITING ──receiveResponseXML──► OPEN | DONE | FAILED
                       │  └─sendRequestXML ("")──► OPEN (getLastError: NoOp or a message)
                       └─connectionError──► CLOSED        any ──closeConnection──► CLOSED
-    AWAITING + new authenticate for the company ──► LOST (Work.on_session_lost)
+    new authenticate for the company while AWAITING ──► "busy" for takeover_after (QuickBooks may still
+        be working on the request), then ──► LOST (Work.on_session_lost)
+    new authenticate while OPEN/DONE/FAILED (nothing outstanding) ──► CLOSED at once ("replaced"): a
+        restarted server or Web Connector never waits for a session that cannot write anything
     no call for 30 minutes ──► EXPIRED (AWAITING first goes through Work.on_session_lost)
+    receiveResponseXML on a LOST/EXPIRED session ──► Work.handle_late_response (recorded, never dropped)
 
 Every public method returns a value QBWC understands; an unexpected exception is logged, audited as
 ``session_error`` and turned into the protocol's error answer (``""``/``-1`` with the reason kept for
@@ -38,6 +42,7 @@ from mlconnector import __version__
 from mlconnector.audit import AuditEvent
 from mlconnector.errors import MlConnectorError, QbwcSessionError
 from mlconnector.passwords import verify_password
+from mlconnector.redact import ticket_ref as _ticket_ref
 from mlconnector.store import Store
 
 log = logging.getLogger("mlconnector.soap.session")
@@ -56,6 +61,11 @@ MIN_CLIENT_VERSION = (2, 1)
 # An answer we never saw the end of stays in doubt; QBWC itself gives up on a call after ~100 s, so
 # 30 idle minutes (consolibyte's QUICKBOOKS_TIMEOUT) means the Web Connector is not coming back.
 SESSION_IDLE_TIMEOUT = dt.timedelta(minutes=30)
+
+# While a session has a request inside QuickBooks, a new login is "busy" this long: a slow QuickBooks (a
+# large batch) or a second Web Connector may still deliver that answer, and writing the same postings in
+# the meantime would duplicate them. ``[qbwc] takeover_after_minutes`` sets it.
+TAKEOVER_AFTER = dt.timedelta(minutes=10)
 
 # After this many consecutive "NoOp" answers the session ends instead of polling forever.
 MAX_NOOPS = 12
@@ -114,10 +124,14 @@ class Work(Protocol):
        at all. Both return progress: 0-99 more to do, 100 finished, negative only when the session
        cannot go on. Raise :class:`QbwcSessionError` with a sentence for a person to stop the session
        with that sentence as the Web Connector's error message.
-    4. ``on_session_lost(ticket)``: the answer to the request handed out under ``ticket`` will never
-       arrive (new login while awaiting it, connectionError, closeConnection or expiry while awaiting
-       it). Mark that request's work in doubt; the next session must ask QuickBooks before writing.
-    5. ``summary(ticket)`` at closeConnection: one line for the Web Connector's status column, or
+       After ``handle_failure`` the session stops; ``failure_note(ticket)`` says what the failure
+       means for the reports (retried, or failed after repeated identical failures).
+    4. ``on_session_lost(ticket)``: the answer to the request handed out under ``ticket`` is not
+       expected any more (a takeover, connectionError, closeConnection or expiry while awaiting it).
+       Mark that request's work in doubt; the next session must ask QuickBooks before writing.
+    5. ``handle_late_response(ticket, response)``: the answer came after all (the session was given
+       up); record it. Returns a sentence for the Web Connector, or None if there was nothing to answer.
+    6. ``summary(ticket)`` at closeConnection: one line for the Web Connector's status column, or
        ``None`` for the session's own counters.
     """
 
@@ -137,8 +151,16 @@ class Work(Protocol):
         """QuickBooks refused the whole last request (parse failure); returns progress like handle_response."""
         ...
 
+    def failure_note(self, ticket: str) -> str | None:
+        """After handle_failure: what it means for the reports, one sentence (or None)."""
+        ...
+
     def on_session_lost(self, ticket: str) -> None:
         """The answer to the request in flight under ``ticket`` is lost: mark its work in doubt."""
+        ...
+
+    def handle_late_response(self, ticket: str, response: str) -> str | None:
+        """An answer for a session already given up: record it; a sentence, or None when nothing was awaited."""
         ...
 
     def summary(self, ticket: str) -> str | None:
@@ -155,6 +177,7 @@ class SessionSettings:
     company_file: str = ""
     max_qbxml_version: str = "13.0"
     idle_timeout: dt.timedelta = SESSION_IDLE_TIMEOUT
+    takeover_after: dt.timedelta = TAKEOVER_AFTER
     max_failed_logins: int = 5
     failed_login_window: dt.timedelta = dt.timedelta(minutes=5)
     lockout: dt.timedelta = dt.timedelta(minutes=15)
@@ -305,7 +328,10 @@ class QbwcService:
                 self.store.audit.append(
                     AuditEvent.SESSION_ERROR, actor=ACTOR,
                     detail={"call": "authenticate", "answer": "busy", "company_file": company,
-                            "other_session_since": busy.created_at.isoformat(timespec="seconds")},
+                            "other_session_since": busy.created_at.isoformat(timespec="seconds"),
+                            "awaiting_since": busy.last_seen_at.isoformat(timespec="seconds"),
+                            "takeover_at": (busy.last_seen_at + self.settings.takeover_after).isoformat(
+                                timespec="seconds")},
                 )
                 return ["", "busy"]
             if not self.work.has_work():
@@ -323,22 +349,37 @@ class QbwcService:
         return [ticket, company]
 
     def _settle_earlier_sessions(self, company: str, now: dt.datetime) -> Session | None:
-        """Close what the Web Connector abandoned; return a live session that makes this login busy."""
+        """End what a new login replaces; return a session that makes this login busy.
+
+        Only a request still inside QuickBooks blocks a new login, and only for ``takeover_after``: its
+        answer may yet come, and writing the same postings meanwhile would duplicate them. A session
+        with nothing outstanding is ended at once, so a restart never waits for the idle timeout.
+        """
         busy = None
         for old in self._live_sessions(company):
-            if old.state is SessionState.AWAITING:
-                # QBWC only logs in again while we await an answer when that answer was lost (PG p.42).
+            if old.state is SessionState.AWAITING and now - old.last_seen_at < self.settings.takeover_after:
+                busy = old
+            elif old.state is SessionState.AWAITING:
                 self.work.on_session_lost(old.ticket)
-                self._end(old, SessionState.LOST, now, error="a new Web Connector session started before the answer came")
+                old.detail["awaited"] = True  # its answer may still come: see _late
+                self._end(old, SessionState.LOST, now, error=(
+                    "a new Web Connector session took over after "
+                    f"{_minutes(self.settings.takeover_after)} without QuickBooks' answer"))
                 self.store.audit.append(
                     AuditEvent.SESSION_ERROR, actor=ACTOR,
                     detail={"session": _ticket_ref(old.ticket), "call": "authenticate",
-                            "problem": "the answer to the last request was lost; its work is in doubt"},
+                            "problem": "taken over: the answer to the last request was lost (or is late); its work is in doubt"},
                 )
             elif now - old.last_seen_at >= self.settings.idle_timeout:
                 self._end(old, SessionState.EXPIRED, now, error="no call from the Web Connector for 30 minutes")
             else:
-                busy = old
+                self._end(old, SessionState.CLOSED, now, error=(
+                    "a newer Web Connector session replaced this one; it starts over at its next run"))
+                self.store.audit.append(
+                    AuditEvent.SESSION_CLOSED, actor=ACTOR,
+                    detail={"session": _ticket_ref(old.ticket), "ended_as": old.state.value,
+                            "summary": "replaced by a newer session (nothing was outstanding)"},
+                )
         return busy
 
     # ---------------------------------------------------------------------- the work loop
@@ -422,7 +463,7 @@ class QbwcService:
         with self.store.atomic():
             session = self._session_for_call(ticket, "receiveResponseXML")
             if session is None:
-                return -1
+                return self._late(ticket, response or "", hresult or "", message or "")
             now = self.now()
             if session.state is not SessionState.AWAITING:
                 return self._fail(session, now, (
@@ -445,6 +486,10 @@ class QbwcService:
                     progress = self._deliver(ticket, response or "", hresult, message or "")
             except QbwcSessionError as exc:
                 return self._fail(session, now, exc.message, result=-1)
+            if hresult:
+                # QuickBooks refused the whole message: stop, so the Web Connector shows why (getLastError).
+                return self._fail(session, now, _hresult_text(hresult, message or "", self.work.failure_note(ticket)),
+                                  result=-1)
             progress = int(progress)
             if progress < 0:
                 return self._fail(session, now, (
@@ -457,6 +502,27 @@ class QbwcService:
             detail["progress"] = progress
             self._save(session, now)
             return progress
+
+    def _late(self, ticket: str, response: str, hresult: str, message: str) -> int:
+        """An answer on a session that was given up: record it rather than drop it."""
+        session = self._load(ticket)
+        given_up = session is not None and session.state in (SessionState.LOST, SessionState.EXPIRED)
+        if session is None or not given_up or not session.detail.get("awaited") or not response:
+            if session is not None and hresult:
+                self.store.audit.append(
+                    AuditEvent.SESSION_ERROR, actor=ACTOR,
+                    detail={"session": _ticket_ref(ticket), "call": "receiveResponseXML", "hresult": hresult,
+                            "message": message, "problem": "a refusal arrived after the session was given up"},
+                )
+            return -1
+        with self.store.atomic():
+            note = self.work.handle_late_response(ticket, response)
+        if note is None:
+            return -1
+        session.detail["late_answer"] = note
+        self._end(session, session.state, self.now(), error=session.last_error)
+        log.warning("session %s: late answer recorded: %s", _ticket_ref(ticket), note)
+        return 100  # the Web Connector then closes; closeConnection shows the note
 
     def _deliver(self, ticket: str, response: str, hresult: str, message: str) -> int:
         if hresult:
@@ -511,6 +577,8 @@ class QbwcService:
                     return "ml-connector: session already ended."
                 return CLOSE_TEXT_WITHOUT_SESSION.get(self._last_refusal, CLOSE_TEXT_WITHOUT_SESSION["none"])
             if not session.state.is_live:
+                if session.detail.get("late_answer"):
+                    return str(session.detail["late_answer"])
                 return f"ml-connector: session already ended ({session.state.value})."
             now = self.now()
             if session.state is SessionState.AWAITING:
@@ -648,6 +716,7 @@ class QbwcService:
         if now - session.last_seen_at >= self.settings.idle_timeout:
             if session.state is SessionState.AWAITING:
                 self.work.on_session_lost(ticket)
+                session.detail["awaited"] = True
             self._end(session, SessionState.EXPIRED, now, error=(
                 "This session expired after 30 minutes without a call; "
                 "the Web Connector will start a new one at its next run."
@@ -713,19 +782,23 @@ class QbwcService:
         )
 
 
+def _hresult_text(hresult: str, message: str, note: str | None) -> str:
+    hint = HRESULT_HINTS.get(hresult.lower(), "see qbsdklog.txt on the QuickBooks machine and ml-connector's log file")
+    text = f"QuickBooks could not process the request ml-connector sent ({hresult}: {message or 'no message'}): {hint}."
+    return f"{text} {note}" if note else text
+
+
+def _minutes(span: dt.timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
 def _iso(moment: dt.datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
 def _norm_path(path: str) -> str:
     return path.replace("/", "\\").strip().casefold()
-
-
-def _ticket_ref(ticket: str) -> str:
-    """A short, non-secret reference to a ticket for logs and audit rows (the ticket is a credential)."""
-    if not ticket:
-        return "-"
-    return hashlib.sha256(ticket.encode("utf-8")).hexdigest()[:12]
 
 
 def _unknown_ticket_text() -> str:

@@ -20,6 +20,7 @@ Only postings verified in this session are written in it. Every state change goe
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import secrets
@@ -34,17 +35,22 @@ from mlconnector.errors import NotFoundError, QbxmlError, QbxmlParseError
 from mlconnector.models import ListKind, PostingState
 from mlconnector.postings import Move, PostingRecord, get_posting, postings_in, transition, transition_many
 from mlconnector.qbxml.batch import BatchItem, build_batch
+from mlconnector import txn_ledger
 from mlconnector.qbxml.build import (
     build_message,
     external_guid,
+    external_guid_for,
     list_query,
     txn_query_by_id,
     txn_query_by_ref,
     write_request,
 )
-from mlconnector.qbxml.parse import ListRecord, MessageResponse, RequestResponse, parse_response
+from mlconnector.qbxml.parse import ListRecord, MessageResponse, RequestResponse, TxnRecord, parse_response
 from mlconnector.qbxml.status import Action
+from mlconnector.redact import ticket_ref
+from mlconnector.soap.session import SessionSettings
 from mlconnector.store import Store
+from mlconnector.txn_ledger import KnownTxn
 
 log = logging.getLogger("mlconnector.soap.work")
 
@@ -59,6 +65,9 @@ LIST_PAGE = 500  # vendors/customers per page (about 150 KB of qbXML)
 PAGED_LISTS = frozenset({ListKind.VENDOR, ListKind.CUSTOMER})  # the lists QuickBooks can page (QBXML.md §3)
 # QuickBooks rejects a request it cannot parse before it runs any of it (QBXML.md §4).
 NOTHING_APPLIED_HRESULTS = frozenset({"0x80040400"})
+# A posting whose requests QuickBooks refuses whole this many sessions in a row, with the same hresult
+# and message, is failed with that code: retrying a request QuickBooks cannot read would loop for ever.
+FAILURE_STREAK_LIMIT = 3
 
 
 class Kind(StrEnum):
@@ -100,6 +109,7 @@ class PostingWork:
         self.store = store
         self.config = config
         self.now = now or store.now
+        self._notes: dict[str, str] = {}  # per ticket: what the last whole-request failure means
 
     # ------------------------------------------------------------------ the Work protocol
 
@@ -138,30 +148,32 @@ class PostingWork:
             Kind.WRITE: self._on_written,
         }[message.kind]
         handler(message, parsed)
+        self._clear_streaks(message)
         self._finish(message, "answered", response=response)
         return self._progress(ticket)
 
     def handle_failure(self, ticket: str, hresult: str, message_text: str) -> int:
-        """QuickBooks could not process the message at all: its writes fail (or stay in doubt)."""
+        """QuickBooks could not process the message at all: its postings are retried, then failed.
+
+        Writes go in doubt (recovery asks QuickBooks before anything is written again). After
+        :data:`FAILURE_STREAK_LIMIT` identical failures in a row a posting QuickBooks cannot hold is
+        failed with the code; one QuickBooks may hold (in doubt) is never failed blindly.
+        """
+        self._notes.pop(ticket, None)
         message = self._in_flight(ticket)
         if message is None:
             return self._progress(ticket)
-        if message.kind is Kind.WRITE:
-            applied_nothing = hresult.lower() in NOTHING_APPLIED_HRESULTS
-            for posting_id in self._still(message, S.SENT):
-                report_id = get_posting(self.store, posting_id).report_id
-                if applied_nothing:
-                    transition(
-                        self.store, posting_id, S.FAILED, actor=ACTOR, qb_status_code=None,
-                        qb_status_message=f"{hresult}: {message_text}",
-                        reason=f"QuickBooks could not read the request ({hresult}: {message_text}); nothing was "
-                        f"posted. Send the log file to support, {_fix_hint(report_id)}",
-                    )
-                else:
-                    transition(self.store, posting_id, S.IN_DOUBT, actor=ACTOR,
-                               reason=f"QuickBooks failed while processing ({hresult}: {message_text})")
-        self._finish(message, "failed", hresult=hresult, error=message_text)
+        with self.store.atomic():
+            affected = self._affected(message)
+            streaks = self._count_failure(message.kind, affected, hresult, message_text)
+            failed, retried, held = self._after_failure(message, streaks, hresult, message_text)
+            self._finish(message, "failed", hresult=hresult, error=message_text)
+        self._notes[ticket] = _failure_note(message.kind, failed, retried, held, max(streaks.values(), default=1))
         return self._progress(ticket)
+
+    def failure_note(self, ticket: str) -> str | None:
+        """What the last whole-request failure of this session means for the reports (for getLastError)."""
+        return self._notes.get(ticket)
 
     def on_session_lost(self, ticket: str) -> None:
         """The answer to this session's request will never come: its writes are in doubt."""
@@ -174,6 +186,44 @@ class PostingWork:
                     transition(self.store, posting_id, S.IN_DOUBT, actor=ACTOR,
                                reason="the Web Connector's answer never arrived; QuickBooks will be asked first")
             self._finish(message, "lost")
+
+    def handle_late_response(self, ticket: str, response: str) -> str | None:
+        """An answer for a message whose session was already given up (taken over, expired).
+
+        Recorded in full. Each transaction in it settles its posting if that is still open (in doubt,
+        or queued again by recovery); a posting already posted under another TxnID is a duplicate in
+        QuickBooks, recorded and shown. Returns a sentence for the Web Connector, or None when the
+        session had nothing outstanding to answer.
+        """
+        message = self._last_message(ticket)
+        if message is None or message.state not in ("lost", "sent"):
+            return None
+        try:
+            parsed = parse_response(response)
+        except QbxmlParseError as exc:
+            with self.store.atomic():
+                self._finish(message, "late", response=response, error=str(exc))
+                self.store.audit.append(AuditEvent.LATE_ANSWER, actor=ACTOR, detail={
+                    "session": ticket_ref(ticket), "message": message.id, "kind": message.kind.value,
+                    "problem": f"unreadable: {exc}"})
+            return ("ml-connector received QuickBooks' answer after this update was given up, but could not read "
+                    "it; recovery already checked its reports. See mlconnector audit --event late_answer.")
+        settled = duplicates = 0
+        with self.store.atomic():
+            if message.kind is Kind.WRITE:
+                settled, duplicates = self._apply_late_writes(message, parsed)
+            self._finish(message, "late", response=response)
+            self.store.audit.append(AuditEvent.LATE_ANSWER, actor=ACTOR, detail={
+                "session": ticket_ref(ticket), "message": message.id, "kind": message.kind.value,
+                "settled": settled, "duplicates": duplicates})
+        if message.kind is not Kind.WRITE:
+            return "ml-connector recorded QuickBooks' late answer to a query; nothing else to do."
+        text = (f"ml-connector had given this update up before QuickBooks answered; the late answer was recorded: "
+                f"{settled} report(s) settled by it")
+        if duplicates:
+            return text + (f", {duplicates} posted twice in QuickBooks (duplicate): run mlconnector status and void "
+                           "the duplicates it names.")
+        return text + ", no duplicates."
 
     def summary(self, ticket: str) -> str | None:
         """``Posted 3, failed 1, blocked 1, in doubt 0`` for this session."""
@@ -188,6 +238,9 @@ class PostingWork:
                 counts[state] = int(n)
         blocked = self.store.posting_counts()[S.BLOCKED]
         text = f"Posted {counts['posted']}, failed {counts['failed']}, in doubt {counts['in_doubt']}"
+        duplicates = txn_ledger.duplicates_learned_by(self.store, ticket_ref(ticket))
+        if duplicates:
+            text += f"; {duplicates} DUPLICATE(S) in QuickBooks to void (mlconnector status)"
         return text + (f"; {blocked} blocked (mlconnector status)" if blocked else "")
 
     # ------------------------------------------------------------------ stage 1: recovery
@@ -240,9 +293,14 @@ class PostingWork:
         for posting_id in self._still(message, S.IN_DOUBT):
             record = get_posting(self.store, posting_id)
             answer = answers.get(record.request_id or "")
-            if answer is not None and answer.action.processed and answer.txn_id:
-                self._posted(record, answer, event=AuditEvent.RECOVERED,
-                             how=f"error recovery of message set {message.message_set_id}")
+            if answer is None or not (answer.action.processed and answer.txn_id):
+                continue
+            if not _answer_matches(record.ref_number, external_guid_for(record.report_id, record.part),
+                                   answer.txns[0]):
+                log.warning("the stored answer for posting %s names another transaction; left to the query", posting_id)
+                continue
+            self._posted(record, answer, event=AuditEvent.RECOVERED,
+                         how=f"error recovery of message set {message.message_set_id}", ticket=message.ticket)
 
     def _on_recovery_query(self, message: Message, parsed: MessageResponse) -> None:
         """Posted only when the transaction is provably ours; queued again only when nothing has its RefNumber."""
@@ -256,12 +314,17 @@ class PostingWork:
                         if (t.ref_number or "").casefold() == record.ref_number.casefold()]
             mine = [t for t in same_ref if (t.external_guid or "").casefold() == ours]
             kept = [t for t in (by_id.txns if by_id and by_id.action.processed else ()) if t.txn_id == record.txn_id]
+            if record.txn_id and by_id is not None and by_id.action is Action.NO_MATCH:
+                txn_ledger.mark_gone(self.store, posting_id, record.txn_id)  # deleted in QuickBooks by a person
             if kept or mine:
                 txn, how = (kept[0], "found in QuickBooks by its TxnID") if kept else (
                     mine[0], f"found in QuickBooks by RefNumber {record.ref_number} and our ExternalGUID")
                 transition(self.store, posting_id, S.POSTED, actor=ACTOR, event=AuditEvent.RECOVERED,
                            txn_id=txn.txn_id, edit_sequence=txn.edit_sequence,
                            txn_line_ids=json.dumps(txn.txn_line_ids), reason=None, detail={"how": how})
+                # Two of ours with this RefNumber: QuickBooks holds the posting twice.
+                self._learn([_known(posting_id, t) for t in [txn, *mine] if t is not None],
+                            how=txn_ledger.RECOVERED, ticket=message.ticket)
             elif same_ref:
                 # Someone else's transaction has our RefNumber: neither "ours" nor "absent" is safe to assume.
                 transition(
@@ -270,18 +333,33 @@ class PostingWork:
                     f"not create (TxnID {same_ref[0].txn_id}); check whether this report is already entered. If "
                     f"it is not, {_fix_hint(record.report_id)}",
                 )
-            elif by_ref is not None and (by_ref.action is Action.NO_MATCH or by_ref.action.processed):
-                transition(
-                    self.store, posting_id, S.QUEUED, actor=ACTOR, event=AuditEvent.RECOVERED,
-                    reason=None, message_set_id=None, request_id=None,
-                    detail={"how": f"RefNumber {record.ref_number} is not in QuickBooks; queued again"},
-                )
+            elif _absent(by_ref) and (not record.txn_id or _absent(by_id)):
+                self._queue_again_or_fail(record)
             else:
-                status = f"{by_ref.status_code} {by_ref.status_message}" if by_ref else "no answer"
+                answer = by_ref if by_ref is not None and not _absent(by_ref) else by_id
+                status = f"{answer.status_code} {answer.status_message}" if answer else "no answer"
                 self.store.audit.append(
                     AuditEvent.IN_DOUBT, actor=ACTOR, report_id=record.report_id, posting_id=posting_id,
                     detail={"reason": f"QuickBooks did not answer the check: {status}"},
                 )
+
+    def _queue_again_or_fail(self, record: PostingRecord) -> None:
+        """Absent from QuickBooks: write it again, unless its writes keep failing whole (then fail it)."""
+        streak = self._streak(record.id, Kind.WRITE)
+        if streak is not None and streak[2] >= FAILURE_STREAK_LIMIT:
+            hresult, text, count = streak
+            transition(
+                self.store, record.id, S.FAILED, actor=ACTOR, qb_status_code=None,
+                qb_status_message=f"{hresult}: {text}",
+                reason=f"QuickBooks refused the whole request {count} times in a row ({hresult}: {text}); it is "
+                f"not in QuickBooks. Send the log file to support, {_fix_hint(record.report_id)}",
+            )
+            return
+        transition(
+            self.store, record.id, S.QUEUED, actor=ACTOR, event=AuditEvent.RECOVERED,
+            reason=None, message_set_id=None, request_id=None,
+            detail={"how": f"RefNumber {record.ref_number} is not in QuickBooks; queued again"},
+        )
 
     # ------------------------------------------------------------------ stages 2 and 3: lists, verify
 
@@ -541,15 +619,28 @@ class PostingWork:
 
     def _on_written(self, message: Message, parsed: MessageResponse) -> None:
         answers = parsed.by_request_id()
+        sent = self._light(message, S.SENT)
+        mismatch = _first_mismatch(sent, answers)
+        if mismatch:
+            # Matched by requestID alone, a swapped answer would record each TxnID on the other report.
+            log.warning("QuickBooks' answer does not match message %s: %s; its postings go in doubt",
+                        message.id, mismatch)
+            with self.store.atomic():
+                transition_many(self.store, [Move(pid, S.IN_DOUBT, {
+                    "reason": f"QuickBooks' answer did not match what was sent ({mismatch}); QuickBooks will be "
+                              "asked by RefNumber first"}) for pid, *_ in sent], actor=ACTOR)
+            return
         moves: list[Move] = []
+        learned: list[KnownTxn] = []
         warnings: list[tuple[str, int, RequestResponse]] = []
-        for posting_id, report_id, request_id in self._light(message, S.SENT):
+        for posting_id, report_id, request_id, _ref, _part in sent:
             answer = answers.get(request_id or "")
             if answer is None:
                 moves.append(Move(posting_id, S.IN_DOUBT, {
                     "reason": "QuickBooks' answer did not mention this posting; it will be checked first"}))
             elif answer.action.processed and answer.txn_id:
                 moves.append(self._posted_move(posting_id, answer))
+                learned.append(_known(posting_id, answer.txns[0]))
                 if answer.action is Action.WARNING:
                     warnings.append((report_id, posting_id, answer))
             elif answer.action.processed:
@@ -561,6 +652,11 @@ class PostingWork:
                 moves.append(Move(posting_id, S.IN_DOUBT, {
                     "qb_status_code": answer.status_code, "qb_status_message": answer.status_message,
                     "reason": f"QuickBooks was busy ({answer.status_code}); it will be checked and retried"}))
+            elif txn_ledger.live_txns(self.store, posting_id):
+                # Refused now, but an earlier (late) answer showed QuickBooks already holds it.
+                held = txn_ledger.live_txns(self.store, posting_id)[0]
+                moves.append(Move(posting_id, S.POSTED, {"txn_id": held, "reason": None}, detail={
+                    "how": f"refused ({answer.status_code}) but already in QuickBooks as TxnID {held}"}))
             else:
                 moves.append(Move(posting_id, S.FAILED, {
                     "qb_status_code": answer.status_code, "qb_status_message": answer.status_message,
@@ -571,6 +667,7 @@ class PostingWork:
             for report_id, posting_id, answer in warnings:
                 self.store.audit.append(AuditEvent.WARNING, actor=ACTOR, report_id=report_id, posting_id=posting_id,
                                         detail={"code": answer.status_code, "message": answer.status_message})
+            self._learn(learned, how=txn_ledger.WRITTEN, ticket=message.ticket)
 
     @staticmethod
     def _posted_move(posting_id: int, answer: RequestResponse, how: str | None = None,
@@ -581,17 +678,19 @@ class PostingWork:
             "qb_status_message": answer.status_message if answer.action is Action.WARNING else None,
         }, detail={"how": how} if how else None, event=event)
 
-    def _light(self, message: Message, state: PostingState) -> list[tuple[int, str, str | None]]:
-        """(id, report ID, requestID) of the message's postings still in ``state``, without their bodies."""
+    def _light(self, message: Message, state: PostingState) -> list[tuple[int, str, str | None, str, int]]:
+        """(id, report ID, requestID, RefNumber, part) of the message's postings still in ``state``, without bodies."""
         if not message.posting_ids:
             return []
         marks = ",".join("?" for _ in message.posting_ids)
-        return [(r[0], r[1], r[2]) for r in self.store.conn.execute(
-            f"SELECT id, report_id, request_id FROM postings WHERE id IN ({marks}) AND state = ? ORDER BY id",
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in self.store.conn.execute(
+            f"SELECT id, report_id, request_id, ref_number, part FROM postings WHERE id IN ({marks}) AND state = ?"
+            " ORDER BY id",
             (*message.posting_ids, state.value),
         )]
 
-    def _posted(self, record: PostingRecord, answer: RequestResponse, *, event: AuditEvent, how: str | None) -> None:
+    def _posted(self, record: PostingRecord, answer: RequestResponse, *, event: AuditEvent, how: str | None,
+                ticket: str) -> None:
         transition(
             self.store, record.id, S.POSTED, actor=ACTOR, event=event, txn_id=answer.txn_id,
             edit_sequence=answer.edit_sequence, txn_line_ids=json.dumps(answer.txn_line_ids),
@@ -603,6 +702,145 @@ class PostingWork:
             self.store.audit.append(AuditEvent.WARNING, actor=ACTOR, report_id=record.report_id,
                                     posting_id=record.id,
                                     detail={"code": answer.status_code, "message": answer.status_message})
+        self._learn([_known(record.id, answer.txns[0])], how=txn_ledger.RECOVERED, ticket=ticket)
+
+    def _learn(self, txns: Sequence[KnownTxn], *, how: str, ticket: str) -> list[txn_ledger.Duplicate]:
+        found = txn_ledger.learn(self.store, txns, how=how, ticket_ref=ticket_ref(ticket), actor=ACTOR)
+        for dup in found:
+            log.error("report %s is in QuickBooks more than once: %s", dup.report_id, dup.fix)
+        return found
+
+    # ------------------------------------------------------------------ late answers
+
+    def _apply_late_writes(self, message: Message, parsed: MessageResponse) -> tuple[int, int]:
+        """Settle or flag each posting a late write answer names; returns (settled, duplicates)."""
+        answers = parsed.by_request_id()
+        settled = 0
+        learned: list[KnownTxn] = []
+        for posting_id, request_id in self._items(message):
+            answer = answers.get(request_id or "")
+            if answer is None or not (answer.action.processed and answer.txns):
+                continue
+            txn = answer.txns[0]
+            record = self._posting_for(posting_id, txn)
+            if record is None:
+                self.store.audit.append(AuditEvent.LATE_ANSWER, actor=ACTOR, posting_id=posting_id, detail={
+                    "problem": f"TxnID {txn.txn_id} (RefNumber {txn.ref_number}) matches no posting of ours; "
+                               "check QuickBooks for it"})
+                continue
+            if record.state in (S.IN_DOUBT, S.QUEUED, S.BLOCKED, S.FAILED):
+                transition(self.store, record.id, S.POSTED, actor=ACTOR, event=AuditEvent.RECOVERED,
+                           txn_id=txn.txn_id, edit_sequence=txn.edit_sequence,
+                           txn_line_ids=json.dumps(txn.txn_line_ids), reason=None,
+                           evidence=f"QuickBooks' late answer to message {message.id} names TxnID {txn.txn_id}",
+                           detail={"how": "QuickBooks' late answer to an update that had been given up"})
+                settled += 1
+            learned.append(_known(record.id, txn))
+        found = self._learn(learned, how=txn_ledger.LATE_ANSWER, ticket=message.ticket)
+        return settled, len(found)
+
+    def _posting_for(self, posting_id: int, txn: TxnRecord) -> PostingRecord | None:
+        """The posting a transaction stands for: the one sent, or the one re-planned in its place."""
+        try:
+            record = get_posting(self.store, posting_id)
+        except NotFoundError:
+            candidates = [get_posting(self.store, int(r[0])) for r in self.store.conn.execute(
+                "SELECT id FROM postings WHERE ref_number = ? COLLATE NOCASE ORDER BY id", (txn.ref_number or "",))]
+            # Without the posting that was sent, only our ExternalGUID can prove which report it is.
+            return next((c for c in candidates if txn.external_guid and txn.external_guid.casefold()
+                         == external_guid_for(c.report_id, c.part).casefold()), None)
+        guid = external_guid_for(record.report_id, record.part)
+        return record if _answer_matches(record.ref_number, guid, txn) else None
+
+    def _items(self, message: Message) -> list[tuple[int, str | None]]:
+        return [(int(r[0]), r[1]) for r in self.store.conn.execute(
+            "SELECT posting_id, request_id FROM qbxml_message_items WHERE message_id = ? ORDER BY posting_id",
+            (message.id,))]
+
+    def _last_message(self, ticket: str) -> Message | None:
+        row = self.store.conn.execute(
+            "SELECT id FROM qbxml_messages WHERE ticket = ? ORDER BY id DESC LIMIT 1", (ticket,)).fetchone()
+        return self._message(int(row[0])) if row else None
+
+    # ------------------------------------------------------------------ whole-request failures
+
+    def _affected(self, message: Message) -> list[int]:
+        """The postings a message's failure holds up (a full list refresh names none: the queued ones)."""
+        if message.posting_ids:
+            return list(message.posting_ids)
+        return [p.id for p in self._candidates() if p.state is S.QUEUED]
+
+    def _count_failure(self, kind: Kind, posting_ids: Sequence[int], hresult: str, text: str) -> dict[int, int]:
+        """One more identical failure for each posting (a different one starts a new run); the run lengths."""
+        now = self.store.timestamp()
+        runs: dict[int, int] = {}
+        for posting_id in posting_ids:
+            streak = self._streak(posting_id, kind)
+            same = streak is not None and streak[0].casefold() == hresult.casefold() and streak[1] == text
+            runs[posting_id] = streak[2] + 1 if same and streak is not None else 1
+        self.store.conn.executemany(
+            "INSERT INTO request_failures (posting_id, kind, hresult, message, count, last_at) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(posting_id) DO UPDATE SET kind = excluded.kind, hresult = excluded.hresult,"
+            " message = excluded.message, count = excluded.count, last_at = excluded.last_at",
+            [(pid, kind.value, hresult, text, n, now) for pid, n in runs.items()],
+        )
+        return runs
+
+    def _streak(self, posting_id: int, kind: Kind) -> tuple[str, str, int] | None:
+        row = self.store.conn.execute(
+            "SELECT hresult, message, count FROM request_failures WHERE posting_id = ? AND kind = ?",
+            (posting_id, kind.value)).fetchone()
+        return (str(row[0]), str(row[1]), int(row[2])) if row else None
+
+    def _clear_streaks(self, message: Message) -> None:
+        """QuickBooks read this kind of request for these postings: their runs of failures end."""
+        ids = self._affected(message) if message.kind is Kind.LISTS else list(message.posting_ids)
+        if not ids or self.store.conn.execute("SELECT 1 FROM request_failures LIMIT 1").fetchone() is None:
+            return
+        marks = ",".join("?" for _ in ids)
+        self.store.conn.execute(
+            f"DELETE FROM request_failures WHERE kind = ? AND posting_id IN ({marks})", (message.kind.value, *ids))
+
+    def _after_failure(self, message: Message, runs: dict[int, int], hresult: str,
+                       text: str) -> tuple[list[str], list[str], list[str]]:
+        """Move the message's postings after a whole-request failure: (failed, to retry, left in doubt) report IDs."""
+        failed: list[str] = []
+        retried: list[str] = []
+        held: list[str] = []
+        code = f"{hresult}: {text}"
+        if message.kind is Kind.WRITE:
+            nothing_applied = hresult.lower() in NOTHING_APPLIED_HRESULTS
+            for posting_id, report_id, *_ in self._light(message, S.SENT):
+                if nothing_applied and runs.get(posting_id, 1) >= FAILURE_STREAK_LIMIT:
+                    transition(self.store, posting_id, S.FAILED, actor=ACTOR, qb_status_code=None,
+                               qb_status_message=code, reason=(
+                                   f"QuickBooks could not read the request {runs[posting_id]} times in a row ({code});"
+                                   f" nothing was posted. Send the log file to support, {_fix_hint(report_id)}"))
+                    failed.append(report_id)
+                else:
+                    # Only a recovery check may put it back in the queue (QuickBooks may have applied part of it).
+                    transition(self.store, posting_id, S.IN_DOUBT, actor=ACTOR,
+                               reason=f"QuickBooks could not process the request ({code}); it will be checked and "
+                               "tried again at the next update")
+                    retried.append(report_id)
+        elif message.kind in (Kind.VERIFY, Kind.LISTS):
+            for posting_id in runs:
+                record = get_posting(self.store, posting_id)
+                if record.state is not S.QUEUED:
+                    continue
+                if runs[posting_id] >= FAILURE_STREAK_LIMIT:
+                    transition(self.store, posting_id, S.FAILED, actor=ACTOR, qb_status_code=None,
+                               qb_status_message=code, reason=(
+                                   f"QuickBooks could not read ml-connector's check of its accounts and names "
+                                   f"{runs[posting_id]} times in a row ({code}); nothing was posted. Send the log "
+                                   f"file to support, {_fix_hint(record.report_id)}"))
+                    failed.append(record.report_id)
+                else:
+                    retried.append(record.report_id)
+        else:
+            # A recovery check: these may be in QuickBooks, so they stay in doubt until QuickBooks can answer.
+            held = [r[1] for r in self._light(message, S.IN_DOUBT)]
+        return failed, retried, held
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -626,16 +864,22 @@ class PostingWork:
                 Move(pid, S.SENT, {"request_id": rid, "message_set_id": message_set_id}, expect=S.QUEUED)
                 for pid, rid in zip(posting_ids, request_ids)
             ], actor=ACTOR)
+            # The digest in the hash-chained audit log lets `audit verify` prove the stored text unchanged.
+            self.store.audit.append(AuditEvent.MESSAGE_SENT, actor=ACTOR, detail={
+                "message": message_id, "kind": kind.value, "session": ticket_ref(ticket),
+                "message_set_id": message_set_id, "postings": len(posting_ids), "request_sha256": _sha256(text)})
         return text
 
     def _in_flight(self, ticket: str) -> Message | None:
         row = self.store.conn.execute(
-            "SELECT id, ticket, kind, state, message_set_id FROM qbxml_messages WHERE ticket = ? AND state = 'sent'"
-            " ORDER BY id DESC LIMIT 1",
-            (ticket,),
+            "SELECT id FROM qbxml_messages WHERE ticket = ? AND state = 'sent' ORDER BY id DESC LIMIT 1", (ticket,),
         ).fetchone()
-        if row is None:
-            return None
+        return self._message(int(row[0])) if row else None
+
+    def _message(self, message_id: int) -> Message:
+        row = self.store.conn.execute(
+            "SELECT id, ticket, kind, state, message_set_id FROM qbxml_messages WHERE id = ?", (message_id,),
+        ).fetchone()
         ids = tuple(r[0] for r in self.store.conn.execute(
             "SELECT posting_id FROM qbxml_message_items WHERE message_id = ? ORDER BY posting_id", (row[0],)))
         return Message(row[0], row[1], Kind(row[2]), row[3], row[4], ids)
@@ -647,6 +891,11 @@ class PostingWork:
             " error_message = ?, answered_at = ? WHERE id = ?",
             (state, response, hresult, error, self.store.timestamp(), message.id),
         )
+        if response is not None or hresult:
+            self.store.audit.append(AuditEvent.MESSAGE_ANSWERED, actor=ACTOR, detail={
+                "message": message.id, "kind": message.kind.value, "state": state,
+                **({"response_sha256": _sha256(response)} if response is not None else {}),
+                **({"hresult": hresult} if hresult else {})})
 
     def _unreadable(self, message: Message, response: str, error: str) -> None:
         with self.store.atomic():
@@ -710,6 +959,67 @@ def _list_kind(answer: RequestResponse) -> ListKind | None:
         return None
 
 
+def _absent(answer: RequestResponse | None) -> bool:
+    """QuickBooks answered a query and found nothing (or found what the caller already ruled out)."""
+    return answer is not None and (answer.action is Action.NO_MATCH or answer.action.processed)
+
+
+def _known(posting_id: int, txn: TxnRecord) -> KnownTxn:
+    return KnownTxn(posting_id, txn.txn_id, txn.txn_type, txn.ref_number, txn.edit_sequence)
+
+
+def _answer_matches(ref_number: str, guid: str, txn: TxnRecord) -> bool:
+    """The transaction carries this posting's RefNumber, and its ExternalGUID where QuickBooks returns one.
+
+    An answer with neither proves nothing either way; it is taken as before (by requestID), since sending
+    it to recovery by RefNumber could not find it and would write it again.
+    """
+    if txn.ref_number is not None and txn.ref_number.casefold() != ref_number.casefold():
+        return False
+    return txn.external_guid is None or txn.external_guid.casefold() == guid.casefold()
+
+
+def _first_mismatch(sent: Sequence[tuple[int, str, str | None, str, int]],
+                    answers: dict[str, RequestResponse]) -> str | None:
+    """The first answer that names another posting's transaction, described; None when all match."""
+    for _pid, report_id, request_id, ref_number, part in sent:
+        answer = answers.get(request_id or "")
+        if answer is None or not answer.txns:
+            continue
+        txn = answer.txns[0]
+        if not _answer_matches(ref_number, external_guid_for(report_id, part), txn):
+            return (f"requestID {request_id} was sent for RefNumber {ref_number} but came back with RefNumber "
+                    f"{txn.ref_number} (TxnID {txn.txn_id})")
+    return None
+
+
+def _failure_note(kind: Kind, failed: Sequence[str], retried: Sequence[str], held: Sequence[str], run: int) -> str:
+    """What a whole-request failure means for the reports, for the Web Connector's error text."""
+    parts = []
+    if failed:
+        parts.append(f"{len(failed)} report(s) were marked failed after {FAILURE_STREAK_LIMIT} identical failures "
+                     f"({_names(failed)}): see mlconnector status")
+    if retried:
+        parts.append(f"{len(retried)} report(s) will be tried again at the next update ({_names(retried)}; failure "
+                     f"{min(run, FAILURE_STREAK_LIMIT)} of {FAILURE_STREAK_LIMIT} before they are marked failed)")
+    if held:
+        parts.append(f"{len(held)} report(s) stay in doubt until QuickBooks can answer the check "
+                     f"({_names(held)}); nothing is written for them meanwhile")
+    if not parts:
+        parts.append(f"the {kind.value.replace('_', ' ')} request will be sent again at the next update")
+    return "; ".join(parts) + "."
+
+
+def _names(report_ids: Sequence[str], limit: int = 5) -> str:
+    unique = sorted(set(report_ids))
+    more = f" and {len(unique) - limit} more" if len(unique) > limit else ""
+    return ", ".join(unique[:limit]) + more
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _advice(action: Action) -> str:
     return {
         Action.FIX_REFERENCE: "fix the account, vendor, class or customer it names (or the mapping)",
@@ -724,9 +1034,23 @@ def _new_message_set_id() -> str:
     return "mlc-" + secrets.token_hex(9)
 
 
-__all__ = ["PostingWork", "Kind", "LIST_MAX_AGE", "make_work"]
+__all__ = ["PostingWork", "Kind", "LIST_MAX_AGE", "make_work", "make_settings"]
 
 
 def make_work(store: Store, config: Config) -> PostingWork:
     """The Work that ``mlconnector serve`` runs."""
     return PostingWork(store, config)
+
+
+def make_settings(config: Config) -> SessionSettings:
+    """The Web Connector login and limits ``mlconnector serve`` runs with.
+
+    Raises:
+        ConfigError: no Web Connector login is configured.
+    """
+    username, password_hash = config.require_qbwc_login()
+    return SessionSettings(
+        username=username, password_hash=password_hash, company_file=config.quickbooks.company_file,
+        max_qbxml_version=config.quickbooks.qbxml_version,
+        takeover_after=dt.timedelta(minutes=config.qbwc.takeover_after_minutes),
+    )
