@@ -742,11 +742,13 @@ def pull(
 
     First stamps reports QuickBooks has accepted as exported in Expensify (unless
     expensify.mark_exported is false). Ends by planning every stored report not planned yet: it is
-    queued for the Web Connector, or blocked with the reason. Exits 4 when some reports were invalid
-    or blocked.
+    queued for the Web Connector, or blocked with the reason. Exits 4 when some reports were invalid,
+    or while any report in the state file is blocked or failed, from this pull or an earlier one
+    (mlconnector status lists them). A dry run shows that count too but exits 4 only for invalid
+    reports: it previews the export and plans nothing.
     """
     from mlconnector.locking import exclusive
-    from mlconnector.pull import pull_reports
+    from mlconnector.pull import pull_reports, waiting_for_a_person
 
     app_ctx = _ctx(ctx)
     config = app_ctx.config()
@@ -759,16 +761,19 @@ def pull(
         )
         # Planning happens under the same lock, so two runs never plan the same report twice.
         plan = None if dry_run else _plan_pulled(app_ctx, config)
+        waiting = waiting_for_a_person(app_ctx.store())
     data = summary.as_dict()
     if plan is not None:
         data["plan"] = plan.as_dict()
+    data["waiting"] = waiting
     if as_json:
         _print_json(data)
     else:
         from mlconnector.render_pull import pull_summary_view
 
         out.print(pull_summary_view(data))
-    if summary.invalid or (plan is not None and plan.blocked):
+    # A scheduled run must not report success while reports wait for a person, whichever pull blocked them.
+    if summary.invalid or (not dry_run and (waiting["postings"] or (plan is not None and plan.blocked))):
         raise typer.Exit(ExitCode.PARTIAL)
 
 

@@ -1,4 +1,7 @@
-"""Create or update an installation: config.toml (0600) and the state file (``mlconnector init``)."""
+"""Create or update an installation: config.toml (0600) and the state file (``mlconnector init``).
+
+Folders init creates are 0700 and the state file 0600 on POSIX (see paths.py).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from mlconnector.config import Config, ExpensifyConfig, QbwcConfig, Secret, load
 from mlconnector.errors import ConfigError, ConfigProblem
 from mlconnector.models import PostingMode
 from mlconnector.passwords import hash_password
-from mlconnector.paths import ENV_QBWC_PASSWORD, Paths
+from mlconnector.paths import ENV_QBWC_PASSWORD, Paths, make_private_dir
 from mlconnector.store import Store
 
 
@@ -92,6 +95,7 @@ def initialize(paths: Paths, values: InitValues) -> InitResult:
         StoreError: the state file cannot be created.
     """
     config = build_config(_existing(paths), values)
+    make_private_dir(paths.config_file.parent)  # a folder init creates is the owner's only (POSIX)
     write_config(paths.config_file, config)
     store = Store.open(paths.state_file)
     try:

@@ -1,11 +1,16 @@
-"""Logging to a rotating file under ``<home>/logs/`` (and stderr with -v), secrets redacted."""
+"""Logging to a rotating file under ``<home>/logs/`` (and stderr with -v), secrets redacted.
+
+On POSIX ``logs/`` is 0700 and every log file 0600, also the ones a rollover starts (see paths.py).
+"""
 
 from __future__ import annotations
 
 import logging
 import logging.handlers
+from io import TextIOWrapper
 from pathlib import Path
 
+from mlconnector.paths import PRIVATE_DIR, PRIVATE_FILE, create_private_file, make_private_dir, restrict
 from mlconnector.redact import redact_text
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -29,6 +34,14 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose files are readable by their owner only (created 0600 before they are opened)."""
+
+    def _open(self) -> TextIOWrapper:
+        create_private_file(Path(self.baseFilename))
+        return super()._open()
+
+
 def setup_logging(log_dir: Path | None, *, verbose: int = 0) -> None:
     """Send the ``mlconnector`` loggers to a rotating file (1 MB x 5) and, with -v, to stderr."""
     root = logging.getLogger("mlconnector")
@@ -39,8 +52,11 @@ def setup_logging(log_dir: Path | None, *, verbose: int = 0) -> None:
     redacting = RedactingFilter()
     if log_dir is not None:
         try:
-            log_dir.mkdir(parents=True, exist_ok=True)
-            file_handler = logging.handlers.RotatingFileHandler(
+            make_private_dir(log_dir)
+            restrict(log_dir, PRIVATE_DIR)  # ours even when it existed: tighten a looser one
+            for old in log_dir.glob("mlconnector.log.*"):  # the rotated files, from before this version
+                restrict(old, PRIVATE_FILE)
+            file_handler = PrivateRotatingFileHandler(
                 log_dir / "mlconnector.log", maxBytes=1_000_000, backupCount=5, encoding="utf-8"
             )
         except OSError:

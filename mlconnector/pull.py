@@ -354,6 +354,35 @@ def _preview(store: Store, report: Report) -> SaveOutcome:
     return SaveOutcome.CHANGED_AFTER_POSTING if seen else SaveOutcome.CHANGED
 
 
+# ------------------------------------------------------------------------------ waiting work
+
+WAITING_STATES = (PostingState.BLOCKED, PostingState.FAILED)
+WAITING_HINT = "mlconnector status lists each one with the reason and the fix"
+
+
+def waiting_for_a_person(store: Store) -> dict[str, Any]:
+    """What waits for a person in the whole state file, not only in this pull: blocked and failed postings.
+
+    ``reports`` counts each report once, ``postings`` is ``blocked + failed``; ``hint`` points at
+    ``mlconnector status``. A scheduled pull exits 4 while ``postings`` is not 0.
+    """
+    marks = ", ".join("?" for _ in WAITING_STATES)
+    states = tuple(s.value for s in WAITING_STATES)
+    per_state = dict.fromkeys(states, 0)
+    for state, count in store.conn.execute(
+        f"SELECT state, COUNT(*) FROM postings WHERE state IN ({marks}) GROUP BY state", states
+    ):
+        per_state[str(state)] = int(count)
+    row = store.conn.execute(
+        f"SELECT COUNT(DISTINCT report_id) FROM postings WHERE state IN ({marks})", states
+    ).fetchone()
+    return {
+        "reports": int(row[0]) if row else 0, "postings": sum(per_state.values()),
+        "blocked": per_state[PostingState.BLOCKED.value], "failed": per_state[PostingState.FAILED.value],
+        "hint": WAITING_HINT,
+    }
+
+
 # ------------------------------------------------------------------------------ stamping
 
 

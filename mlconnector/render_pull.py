@@ -40,7 +40,20 @@ def pull_summary_view(summary: dict[str, Any]) -> RenderableType:
         parts.append(Text(f"Stamping failed (will be retried): {summary['stamp_error']}", style="yellow"))
     if summary.get("plan"):
         parts.append(plan_view(summary["plan"]))
+    if summary.get("waiting"):
+        parts.extend(waiting_view(summary["waiting"], dry_run=summary["dry_run"]))
     return Group(*parts)
+
+
+def waiting_view(waiting: dict[str, Any], *, dry_run: bool = False) -> list[RenderableType]:
+    """One line with how many reports wait for a person in the whole state file (none: nothing)."""
+    if not waiting["postings"]:
+        return []
+    line = (f"Waiting for a person: {waiting['reports']} report(s) in all ({waiting['blocked']} blocked,"
+            f" {waiting['failed']} failed posting(s)); {waiting['hint']}")
+    if dry_run:
+        line += " (a dry run does not exit 4 for them)"
+    return [Text(line, style="yellow")]
 
 
 def plan_view(plan: dict[str, Any]) -> RenderableType:

@@ -17,6 +17,7 @@ from mlconnector.audit import AuditLog
 from mlconnector.errors import StoreError
 from mlconnector.migrations import BOOKKEEPING, MIGRATIONS, Migration, run_step
 from mlconnector.models import PostingState
+from mlconnector.paths import PRIVATE_FILE, create_private_file, make_private_dir, restrict
 
 
 # The state file is the record of what QuickBooks has: deleting it would allow duplicates.
@@ -24,6 +25,17 @@ DAMAGED_HINT = (
     "check the folder's permissions, or restore state.db from a backup (sqlite3 state.db \".recover\" can save"
     " a damaged one); do not delete it: it is the record of what was posted"
 )
+
+
+def restrict_state_files(path: Path) -> None:
+    """Owner-only (0600) state file, -wal and -shm on POSIX, tightening ones left looser (never raises).
+
+    SQLite creates -wal and -shm with the state file's own mode, but ones made before the state file
+    was tightened (or by an older ml-connector) keep theirs until the last connection removes them.
+    """
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
+        if path.with_name(name).is_file():
+            restrict(path.with_name(name), PRIVATE_FILE)
 
 
 def utcnow() -> dt.datetime:
@@ -60,9 +72,11 @@ class Store:
         Raises:
             StoreError: the file cannot be opened, is not a state file, or a migration failed.
         """
+        on_disk = str(path) not in (":memory:", "")
         try:
-            if str(path) != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if on_disk:
+                make_private_dir(Path(path).parent)
+                create_private_file(Path(path))  # 0600 before SQLite opens it; its -wal/-shm copy the mode
             conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 30000")
             if str(path) != ":memory:":
@@ -72,6 +86,8 @@ class Store:
             raise StoreError(f"cannot open the state file {path}: {exc}", hint=DAMAGED_HINT) from exc
         store = cls(conn, now)
         store.migrate(migrations)
+        if on_disk:
+            restrict_state_files(Path(path))
         return store
 
     @classmethod

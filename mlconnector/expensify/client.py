@@ -11,6 +11,7 @@ here (:func:`map_requests_error`) and never leave the package. The secret is reg
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import random
@@ -36,6 +37,8 @@ log = logging.getLogger("mlconnector.expensify")
 Expect = Literal["filename", "json", "file"]
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*\.[A-Za-z0-9]+(,[A-Za-z0-9][A-Za-z0-9_.\-]*\.[A-Za-z0-9]+)*")
 _HTML_TITLE = re.compile(rb"<(title|h1)[^>]*>(.*?)</\1>", re.IGNORECASE | re.DOTALL)
+# Tomcat's page titles for a request Expensify could not read (EXPENSIFY.md §7.2).
+_UNREADABLE_REQUEST = re.compile(r"HTTP Status 500\s*[-\u2013]\s*(JSONObject|requestJobDescription)\b", re.IGNORECASE)
 _HEAD_LIMIT = 64 * 1024
 CHUNK = 256 * 1024
 AUTH_HINT = "check expensify.partner_user_id and the secret (MLCONNECTOR_EXPENSIFY_SECRET)"
@@ -81,13 +84,34 @@ def _is_html(content_type: str, body: bytes) -> bool:
 
 
 def _html_error(status: int, body: bytes) -> ExpensifyError:
+    """The error for an HTML page (Tomcat's, or a proxy's) where Expensify's API answers JSON or text.
+
+    A 5xx page is a server error at Expensify or at a proxy in front of it: retriable, like any 5xx.
+    Tomcat's "HTTP Status 500 - JSONObject" / "- requestJobDescription" pages are the one exception:
+    EXPENSIFY.md (§7.2, from a 2013 script, unverified today) reads them as "the request could not be
+    read", which retrying cannot fix; as that is not certain, the message names both possibilities.
+    """
     match = _HTML_TITLE.search(body[:_HEAD_LIMIT])
-    title = re.sub(r"\s+", " ", match.group(2).decode("utf-8", "replace")).strip() if match else "no title"
-    message = f"Expensify answered with an HTML error page (HTTP {status}: {redact_text(title)[:160]})"
-    if status in (502, 503, 504):  # a proxy in front of Expensify: passes on its own
-        return ExpensifyRetriableError(message, response_code=status)
-    # Tomcat's pages ("HTTP Status 500 - JSONObject") mean the request itself was not understood.
-    return ExpensifyError(message, response_code=status, hint="this is likely a bug in ml-connector; see the log")
+    text = html.unescape(re.sub(r"<[^>]*>", "", match.group(2).decode("utf-8", "replace"))) if match else ""
+    title = redact_text(" ".join(text.split()) or "no title")[:160]
+    log.debug("HTML page from Expensify (HTTP %d): %s", status,
+              redact_text(" ".join(body[:500].decode("utf-8", "replace").split())))
+    if status >= 500 and _UNREADABLE_REQUEST.search(title):
+        return ExpensifyError(
+            f"Expensify failed with an HTML error page (HTTP {status}: {title}): it could not read the request",
+            response_code=status,
+            hint="a fault at Expensify or a bug in ml-connector; run mlconnector pull again later, and if it"
+                 " repeats, report it with the log file",
+        )
+    if status >= 500:
+        return ExpensifyRetriableError(
+            f"Expensify failed with an HTML error page (HTTP {status}: {title})", response_code=status,
+            hint="a server error at Expensify or at a proxy in front of it; run mlconnector pull again later",
+        )
+    return ExpensifyError(
+        f"Expensify answered with an HTML error page (HTTP {status}: {title})", response_code=status,
+        hint="check expensify.url; if it is right, see the log file",
+    )
 
 
 def _from_envelope(data: dict[str, Any], status: int) -> ExpensifyError:
@@ -116,8 +140,9 @@ def classify(status: int, content_type: str, body: bytes, *, expect: Expect) -> 
     Raises:
         ExpensifyAuthError: 401/403 or an authentication envelope.
         ExpensifyValidationError: 400/404/410 (status or envelope), with Expensify's message.
-        ExpensifyRetriableError: 429, 5xx, a proxy's error page; DownloadNotReady for a file not ready.
-        ExpensifyError: an HTML error page, or an answer of the wrong shape.
+        ExpensifyRetriableError: 429, 5xx (an HTML error page too); DownloadNotReady for a file not ready.
+        ExpensifyError: Tomcat's page for a request it could not read, another HTML page, or an answer
+            of the wrong shape.
     """
     if status in (401, 403):
         return _raise(ExpensifyAuthError(f"Expensify refused the credentials (HTTP {status})",
