@@ -7,6 +7,7 @@ Times in the log are UTC, so dates and date-times given without a zone are taken
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 
 from mlconnector.audit import AuditEvent, AuditRow
@@ -109,11 +110,13 @@ class ChainCheck:
     broken: AuditRow | None = None
     rows_removed_before_broken: bool = False
     missing_at_end: int = 0
+    messages: int = 0
+    altered_message: str | None = None  # e.g. "the answer to qbXML message 12 was changed"
 
     @property
     def intact(self) -> bool:
-        """True when every row matches the chain and none were cut off the end."""
-        return self.broken is None and not self.missing_at_end
+        """True when every row matches the chain, none were cut off the end and no stored message changed."""
+        return self.broken is None and not self.missing_at_end and self.altered_message is None
 
     def describe(self) -> str:
         """One sentence for the person at the terminal."""
@@ -126,7 +129,9 @@ class ChainCheck:
             return f"row {row.id} ({where}) does not match the chain: {what}"
         if self.missing_at_end:
             return f"the last {self.missing_at_end} row(s) of the audit log were removed"
-        return f"audit log intact: {self.rows} rows"
+        if self.altered_message:
+            return f"{self.altered_message} after the audit log recorded it"
+        return f"audit log intact: {self.rows} rows, {self.messages} stored qbXML message(s) unchanged"
 
 
 def check_chain(store: Store) -> ChainCheck:
@@ -144,4 +149,28 @@ def check_chain(store: Store) -> ChainCheck:
     highest = store.conn.execute("SELECT COALESCE(MAX(id), 0) FROM audit").fetchone()[0]
     row = store.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
     written = int(row[0]) if row else 0
-    return ChainCheck(count, missing_at_end=max(0, written - int(highest)))
+    checked, altered = _check_messages(store)
+    return ChainCheck(count, missing_at_end=max(0, written - int(highest)), messages=checked, altered_message=altered)
+
+
+def _check_messages(store: Store) -> tuple[int, str | None]:
+    """Each stored qbXML request and answer against the SHA-256 its audit row recorded.
+
+    Returns how many messages were checked and, for the first one that differs, a sentence.
+    """
+    checked: set[int] = set()
+    for event, digest_key, column in ((AuditEvent.MESSAGE_SENT, "request_sha256", "request_xml"),
+                                      (AuditEvent.MESSAGE_ANSWERED, "response_sha256", "response_xml")):
+        for entry in store.audit.rows(event=event):
+            digest = entry.detail.get(digest_key)
+            message_id = entry.detail.get("message")
+            if not digest or not isinstance(message_id, int):
+                continue
+            found = store.conn.execute(f"SELECT {column} FROM qbxml_messages WHERE id = ?", (message_id,)).fetchone()
+            what = "request" if column == "request_xml" else "answer"
+            if found is None:
+                return len(checked), f"qbXML message {message_id} was removed from the state file"
+            if found[0] is None or hashlib.sha256(str(found[0]).encode("utf-8")).hexdigest() != digest:
+                return len(checked), f"the {what} of qbXML message {message_id} was changed"
+            checked.add(message_id)
+    return len(checked), None

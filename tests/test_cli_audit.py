@@ -127,7 +127,7 @@ def test_audit_before_init_says_what_to_do_and_creates_nothing(home: Path) -> No
 def test_audit_verify_says_an_untouched_log_is_intact(cli: CliRunner, home: Path) -> None:
     _fill(home)
     result = cli.invoke(app, ["audit", "verify"])
-    assert (result.exit_code, result.output) == (0, "audit log intact: 6 rows\n")
+    assert (result.exit_code, result.output) == (0, "audit log intact: 6 rows, 0 stored qbXML message(s) unchanged\n")
 
 
 def _tamper(home: Path, *statements: str) -> None:
