@@ -631,12 +631,13 @@ def serve(
             out.print("Note: plain HTTP on a non-loopback address; the Web Connector needs HTTPS there.",
                       markup=False)
 
+    bound_port = config.qbwc.port if port is None else port  # 0: any free port, as the tests use
     try:
-        run_server(wsgi_app, bound_host, port or config.qbwc.port,
+        run_server(wsgi_app, bound_host, bound_port,
                    certfile=str(certfile) if certfile else None, keyfile=str(keyfile) if keyfile else None,
                    on_ready=ready)
     except OSError as exc:
-        raise RefusedError(f"cannot listen on {bound_host}:{port or config.qbwc.port}: {exc.strerror or exc}",
+        raise RefusedError(f"cannot listen on {bound_host}:{bound_port}: {exc.strerror or exc}",
                            hint="choose another --port or stop the program using it") from None
     out.print("Stopped.", markup=False)
 

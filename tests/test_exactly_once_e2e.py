@@ -9,6 +9,10 @@ each test checks QuickBooks' side (its saved bills) as well as ours.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -21,11 +25,11 @@ from mlconnector.cli import app
 from mlconnector.models import PostingState
 from mlconnector.postings import postings_for_report, postings_in
 from mlconnector.sandbox.quickbooks import QuickBooksSimulator
-from mlconnector.sandbox.webconnector import Faults, RunSummary
+from mlconnector.sandbox.webconnector import Faults, RunSummary, WebConnector
 from mlconnector.status import web_connector_status
 from mlconnector.store import Store
 
-from .qbwc_support import Clock
+from .qbwc_support import PASSWORD, USER, Clock
 from .test_posting_e2e import SAMPLE, _config, _queue, _run, _states, serving
 
 pytestmark = pytest.mark.slow
@@ -202,3 +206,46 @@ def test_audit_verify_proves_the_stored_qbxml_messages_unchanged(home: Path, qb:
     assert intact.intact and intact.messages == 2  # the lists and the bills, each request and answer
     assert not edited.intact and edited.describe() == (
         "the answer of qbXML message 2 was changed after the audit log recorded it")
+
+
+def _serve_process(home: Path) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "MLCONNECTOR_HOME": str(home)}
+    proc = subprocess.Popen([sys.executable, "-m", "mlconnector", "serve", "--port", "0"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("Serving the Web Connector at http://127.0.0.1:"), line + (proc.stderr.read()
+                                                                                      if proc.stderr else "")
+    return proc, line.split(" at ")[1].split(" ")[0]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+def test_a_serve_process_killed_between_calls_and_restarted_posts_at_once_and_exactly_once(
+    home: Path, qb: QuickBooksSimulator
+) -> None:
+    init = CliRunner().invoke(app, ["init", "--non-interactive", "--qbwc-user", USER],
+                              env={"MLCONNECTOR_QBWC_PASSWORD": PASSWORD})
+    assert init.exit_code == 0, init.output
+    config = _config("bill")
+    store = Store.open(home / "state.db")
+    try:
+        _queue(store, config)
+    finally:
+        store.close()
+    first, url = _serve_process(home)
+    try:
+        cut = WebConnector(url, USER, PASSWORD, quickbooks=qb.process_request,
+                           hcp_response=qb.hcp_response()).run(Faults(stop_after=1))
+    finally:
+        first.kill()  # SIGKILL between two calls: no shutdown code runs
+        first.communicate(timeout=20)
+    assert cut.stopped == "stopped" and qb.bills() == []
+    second, url = _serve_process(home)
+    try:
+        summary = WebConnector(url, USER, PASSWORD, quickbooks=qb.process_request,
+                               hcp_response=qb.hcp_response()).run()
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.communicate(timeout=20)
+    assert summary.stopped == "done", summary
+    assert {ref: len(ids) for ref, ids in _bill_txns(qb).items()} == dict.fromkeys(REFS, 1)
