@@ -274,6 +274,7 @@ CREATE TABLE posting_txns (
     gone_at TEXT,
     PRIMARY KEY (posting_id, txn_id)
 );
+CREATE INDEX posting_txns_session ON posting_txns(ticket_ref);
 INSERT INTO posting_txns (posting_id, txn_id, txn_type, ref_number, edit_sequence, how, seen_at)
     SELECT id, txn_id, mode, ref_number, edit_sequence, 'written', updated_at FROM postings WHERE txn_id IS NOT NULL;
 
