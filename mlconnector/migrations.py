@@ -276,7 +276,8 @@ CREATE TABLE posting_txns (
 );
 CREATE INDEX posting_txns_session ON posting_txns(ticket_ref);
 INSERT INTO posting_txns (posting_id, txn_id, txn_type, ref_number, edit_sequence, how, seen_at)
-    SELECT id, txn_id, mode, ref_number, edit_sequence, 'written', updated_at FROM postings WHERE txn_id IS NOT NULL;
+    SELECT id, txn_id, CASE mode WHEN 'bill' THEN 'Bill' WHEN 'journal' THEN 'JournalEntry' ELSE mode END,
+           ref_number, edit_sequence, 'written', updated_at FROM postings WHERE txn_id IS NOT NULL;
 
 CREATE TABLE request_failures (
     posting_id INTEGER PRIMARY KEY,
