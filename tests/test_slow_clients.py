@@ -202,6 +202,16 @@ def test_refusals_are_logged_with_the_address_and_rate_limited(
                                    "are already open")
 
 
+def test_a_full_size_request_is_unaffected(serve: Serve, work: ListWork) -> None:
+    srv = serve()
+    wc = WebConnector(srv.soap_url, USER, PASSWORD, timeout=10)
+    ticket = wc.authenticate()[0]
+    assert wc.send_request_xml(ticket) == BILL
+    big = "<QBXML><QBXMLMsgsRs>" + "<x>" + "y" * (9 * 1024 * 1024) + "</x></QBXMLMsgsRs></QBXML>"
+    assert wc.receive_response_xml(ticket, big) == 100
+    assert work.responses[-1][1] == big
+
+
 def test_expect_100_continue_is_answered_once_and_the_call_served(serve: Serve) -> None:
     srv = serve()
     body = WebConnector.envelope("serverVersion", [])

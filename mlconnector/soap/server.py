@@ -142,7 +142,7 @@ def make_wsgi_app(service_factory: Callable[[], QbwcService], *, max_body: int =
         return holder["svc"]
 
     application = make_application(service)
-    spyne_app = WsgiApplication(application)
+    spyne_app = WsgiApplication(application, max_content_length=max_body)  # its own default cap is 2 MiB
     wsdl_cache: dict[str, bytes] = {}
 
     def respond(start_response: StartResponse, status: str, body: bytes, content_type: str,
