@@ -2,8 +2,9 @@
 
 Routes: ``POST /qbwc`` (SOAP), ``GET /qbwc?wsdl`` (the WSDL), ``GET /support`` (the AppSupport page the
 Web Connector checks when the ``.qwc`` is added), 404 for anything else. Bodies above
-:data:`MAX_BODY_BYTES` get 413 before they are read; a body with a document type declaration is
-refused before any SOAP parsing (no entity, no external fetch can happen).
+:data:`MAX_BODY_BYTES` get 413 before they are read. Before any SOAP parsing, a body that is empty,
+not UTF-8, not well-formed XML, has a document type declaration (no entity, no external fetch can
+happen) or is not a SOAP 1.1 envelope gets a 400 with a SOAP fault saying which.
 
 SOAP calls are handled one at a time under a lock: the Web Connector is sequential anyway, a call
 takes milliseconds, and it lets every call share one SQLite connection safely.
@@ -16,10 +17,12 @@ bytes cannot occupy the worker threads and stall the Web Connector's calls.
 
 from __future__ import annotations
 
+import codecs
 import html
 import io
 import ipaddress
 import logging
+import re
 import selectors
 import signal
 import socket
@@ -67,8 +70,16 @@ machine running <code>mlconnector serve</code>; its log file has the details.</p
 """
 
 
+SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"
+_FAULT_DETAIL_CHARS = 200  # a parser message quoted in a fault is cut here: never more than a snippet of the body
+_DECLARED_ENCODING = re.compile(rb"""<\?xml\s[^>]*?\bencoding\s*=\s*["']([^"']{0,60})["']""")
+_CHARSET = re.compile(r"""\bcharset\s*=\s*["']?([^"';,\s]*)""", re.IGNORECASE)
+_UTF8_NAMES = ("utf-8", "utf8")
+
+
 def _soap_fault(code: str, text: str) -> bytes:
-    env = "http://schemas.xmlsoap.org/soap/envelope/"
+    env = SOAP11_ENV
     envelope = etree.Element(f"{{{env}}}Envelope", nsmap={"soap": env})
     fault = etree.SubElement(etree.SubElement(envelope, f"{{{env}}}Body"), f"{{{env}}}Fault")
     etree.SubElement(fault, "faultcode").text = f"soap:{code}"
@@ -77,11 +88,13 @@ def _soap_fault(code: str, text: str) -> bytes:
 
 
 class _Refused(Exception):
-    def __init__(self, status: str, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
+    def __init__(self, status: str, body: bytes, content_type: str = "text/plain; charset=utf-8",
+                 reason: str = "") -> None:
         super().__init__(status)
         self.status = status
         self.body = body
         self.content_type = content_type
+        self.reason = reason  # for the log line
 
 
 def _read_body(environ: dict[str, Any], limit: int) -> bytes:
@@ -110,17 +123,67 @@ def _read_capped(environ: dict[str, Any], limit: int) -> bytes:
     return body
 
 
-def _check_xml(body: bytes) -> None:
-    """Refuse what is not one plain XML document: no DTD, hence no entities to expand or fetch."""
+def _bad_body(text: str) -> _Refused:
+    """400 with a SOAP Client fault whose text says what is wrong with the body (the Web Connector shows it)."""
+    return _Refused("400 Bad Request", _soap_fault("Client", text), "text/xml; charset=utf-8", reason=text)
+
+
+def _clip(text: str, limit: int = _FAULT_DETAIL_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _check_xml(body: bytes, content_type: str = "") -> None:
+    """Refuse, with a fault that says why, what is not one plain UTF-8 SOAP 1.1 envelope.
+
+    In order: a body at all; UTF-8 (Content-Type charset, XML declaration, the bytes themselves);
+    well-formed XML; no DTD, hence no entity to expand or fetch (XXE); a SOAP 1.1 ``Envelope`` root.
+
+    Raises:
+        _Refused: 400 with a SOAP Client fault.
+    """
+    if not body:
+        raise _bad_body("The request body is empty; a SOAP envelope was expected.")
+    _check_utf8(body, content_type)
     try:
         doc = etree.parse(io.BytesIO(body), etree.XMLParser(**_SAFE_PARSER_OPTIONS))
-    except etree.XMLSyntaxError:
-        raise _Refused("400 Bad Request", _soap_fault("Client", "The request is not well-formed XML."),
-                       "text/xml; charset=utf-8") from None
+    except etree.XMLSyntaxError as exc:  # lxml's message ends with the line and column
+        raise _bad_body(_clip(f"The request is not well-formed XML: {exc.msg}")) from None
     if doc.docinfo.doctype or doc.docinfo.internalDTD is not None:
-        raise _Refused("400 Bad Request",
-                       _soap_fault("Client", "Document type declarations are not allowed in SOAP messages."),
-                       "text/xml; charset=utf-8")
+        raise _bad_body("Document type declarations are not allowed in SOAP messages.")
+    _check_envelope(str(doc.getroot().tag))
+
+
+def _check_utf8(body: bytes, content_type: str) -> None:
+    """The Web Connector sends UTF-8 (``text/xml; charset=utf-8``); anything else is refused, saying where."""
+    charset = _CHARSET.search(content_type)
+    if charset and charset.group(1) and charset.group(1).lower() not in _UTF8_NAMES:
+        raise _bad_body(f"The Content-Type header declares charset={_clip(charset.group(1), 40)}; "
+                        "send the SOAP request as UTF-8 (charset=utf-8).")
+    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_BE)) or b"\0" in body[:4]:
+        raise _bad_body("The request body is UTF-16 or UTF-32; send the SOAP request as UTF-8.")
+    declared = _DECLARED_ENCODING.match(body.removeprefix(codecs.BOM_UTF8))
+    if declared and declared.group(1).decode("ascii", "replace").lower() not in _UTF8_NAMES:
+        name = _clip(declared.group(1).decode("ascii", "replace"), 40)
+        raise _bad_body(f'The XML declaration says encoding="{name}"; send the SOAP request as UTF-8 '
+                        '(encoding="utf-8").')
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _bad_body(f"The request body is not valid UTF-8: byte 0x{body[exc.start]:02X} at offset "
+                        f"{exc.start} ({exc.reason}).") from None
+
+
+def _check_envelope(tag: str) -> None:
+    namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
+    if namespace == SOAP11_ENV and local == "Envelope":
+        return
+    if namespace == SOAP12_ENV:
+        raise _bad_body(f"The request is a SOAP 1.2 envelope; this endpoint speaks SOAP 1.1 ({SOAP11_ENV}), "
+                        "as the Web Connector does.")
+    found = _clip(f"{local} in namespace {namespace}" if namespace else f"{local} (no namespace)", 100)
+    raise _bad_body(f"The request is XML but not a SOAP 1.1 envelope: the root element is {found}; "
+                    f"expected Envelope in namespace {SOAP11_ENV}.")
 
 
 def _base_url(environ: dict[str, Any]) -> str:
@@ -153,7 +216,7 @@ def make_wsgi_app(service_factory: Callable[[], QbwcService], *, max_body: int =
 
     def soap(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         body = _read_body(environ, max_body)
-        _check_xml(body)
+        _check_xml(body, environ.get("CONTENT_TYPE") or "")
         inner = dict(environ)
         inner["wsgi.input"] = io.BytesIO(body)
         inner["CONTENT_LENGTH"] = str(len(body))
@@ -194,7 +257,8 @@ def make_wsgi_app(service_factory: Callable[[], QbwcService], *, max_body: int =
                 return respond(start_response, "200 OK", page, "text/html; charset=utf-8")
             return respond(start_response, "404 Not Found", b"Not found\n", "text/plain; charset=utf-8")
         except _Refused as refusal:
-            log.warning("refused %s %s: %s", method, path, refusal.status)
+            log.warning("refused %s %s: %s%s", method, path, refusal.status,
+                        f" ({refusal.reason})" if refusal.reason else "")
             return respond(start_response, refusal.status, refusal.body, refusal.content_type)
         except Exception:  # a bug in this layer: log it, answer a fault QBWC can show
             log.exception("unexpected error serving %s %s", method, path)
