@@ -202,6 +202,41 @@ def test_refusals_are_logged_with_the_address_and_rate_limited(
                                    "are already open")
 
 
+def test_every_kind_of_closed_connection_gives_its_slot_back(serve: Serve) -> None:
+    srv = serve(limits=ConnectionLimits(per_address=2, request_timeout=0.3))
+    with requests.Session() as session:  # kept alive between calls
+        for _ in range(5):
+            assert session.get(srv.base_url + "/support", timeout=5).status_code == 200
+    for request_bytes in [b"POST /qbwc HTTP/1.1\r\nContent-Length: 9\r\n\r\nab",  # client leaves mid-body
+                          b"POST /qbwc HTTP/1.1\r\nContent-Length: zz\r\n\r\n"]:  # refused by cheroot
+        for _ in range(3):
+            with connect(srv) as sock:
+                sock.sendall(request_bytes)
+    slow = [connect(srv), connect(srv)]
+    assert all(closed_within(sock, 2.0, trickle=b"GET / HTTP/1.1") is not None for sock in slow)  # dropped
+    for sock in slow:
+        sock.close()
+    time.sleep(0.2)
+    fresh = [connect(srv), connect(srv)]
+    try:
+        for sock in fresh:
+            sock.sendall(b"GET /support HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for sock in fresh:
+            sock.close()
+
+
+def test_past_the_global_limits_a_connection_is_closed(serve: Serve) -> None:
+    srv = serve(limits=ConnectionLimits(max_pending=2, max_buffered_bytes=1000))
+    with connect(srv) as first, connect(srv) as second, connect(srv) as third:
+        assert closed_within(third, 1.0) is not None  # two requests are already arriving
+        assert is_open(first) and is_open(second)
+    with pytest.raises(requests.ConnectionError):  # its body alone is over the memory budget
+        requests.post(srv.soap_url, data=b"x" * 5000, timeout=5)
+    assert requests.get(srv.base_url + "/support", timeout=5).status_code == 200
+
+
 def test_a_full_size_request_is_unaffected(serve: Serve, work: ListWork) -> None:
     srv = serve()
     wc = WebConnector(srv.soap_url, USER, PASSWORD, timeout=10)

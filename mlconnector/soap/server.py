@@ -650,23 +650,30 @@ class _Gatekeeper:
         assert self._wake_r is not None and self._wake_w is not None
         try:
             while not self._stopping:
-                for key, _ in self._selector.select(self._wait()):
-                    if key.data is None:
-                        with suppress(OSError):
-                            self._wake_r.recv(4096)
-                    else:
-                        self._guarded(self._advance, key.data)
-                with self._lock:
-                    inbox, self._inbox = self._inbox, []
-                for conn in inbox:
-                    self._guarded(self._begin, conn)
-                self._expire()
+                try:
+                    self._turn(self._wake_r)
+                except Exception:  # the gatekeeper must not die: every request would then wait forever
+                    self._notes.log(logging.ERROR, "connection gatekeeper error; carrying on", exc_info=True)
+                    time.sleep(0.05)
         finally:
             for pending in list(self._pending):
                 self._close(pending)
             self._selector.close()
             self._wake_r.close()
             self._wake_w.close()
+
+    def _turn(self, wake_r: socket.socket) -> None:
+        for key, _ in self._selector.select(self._wait()):
+            if key.data is None:
+                with suppress(OSError):
+                    wake_r.recv(4096)
+            else:
+                self._guarded(self._advance, key.data)
+        with self._lock:
+            inbox, self._inbox = self._inbox, []
+        for conn in inbox:
+            self._guarded(self._begin, conn)
+        self._expire()
 
     def _guarded(self, step: Callable[[Any], None], item: Any) -> None:
         """Run one step for one connection; a bug there costs that connection, not the gatekeeper."""
@@ -813,7 +820,8 @@ class _Gatekeeper:
         if farewell:
             with suppress(OSError):  # best effort: the socket is non-blocking and the answer is small
                 pending.sock.send(farewell)
-        pending.conn.close()
+        with suppress(OSError):
+            pending.conn.close()
 
     def _hand_over(self, pending: _Pending, verdict: str) -> None:
         self._forget(pending)
@@ -886,7 +894,8 @@ class _GuardedServer(wsgi.Server):
                 return True
         self.notes.log(logging.WARNING, "refused a connection from %s: %d connections from this address are "
                        "already open", conn.remote_addr, open_now)
-        conn.close()
+        with suppress(OSError):
+            conn.close()
         return False
 
 
