@@ -158,12 +158,11 @@ def main() -> None:
         store.close()
     server = "plain cheroot (baseline)" if args.baseline else "ml-connector server"
     print(f"serverVersion over loopback HTTP, {server}, median of {args.calls} calls:")
-    print(f"  no other connection open:       {_fmt(floor)}")
-    print(f"  {open_now} slow connections open:     {_fmt(loaded)}   ({_ratio(loaded, floor)})")
+    print(f"  {'no other connection open:':34}{_fmt(floor)}")
+    print(f"  {f'{open_now} slow connections open:':34}{_fmt(loaded)}   ({_ratio(loaded, floor)})")
     if not args.baseline:
-        print(f"  same, 6 s later:                {_fmt(later)}   ({_ratio(later, floor)}; "
-              f"{trickler.reopened} slow connections dropped by the server and reopened meanwhile)")
-
+        print(f"  {'the same, 6 s later:':34}{_fmt(later)}   ({_ratio(later, floor)}; the server dropped "
+              f"{trickler.reopened} slow connections meanwhile, reopened at once)")
 
 def _ratio(value: float, floor: float) -> str:
     return "timed out" if value == float("inf") else f"{value / floor:.2f}x the floor"
