@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mlconnector.config import Config, ExpensifyConfig, Secret  # noqa: E402
 from mlconnector.expensify.client import ExpensifyClient  # noqa: E402
-from mlconnector.pull import pull_reports  # noqa: E402
+from mlconnector.services.pull import pull_reports  # noqa: E402
 from mlconnector.store import Store  # noqa: E402
 
 
@@ -77,7 +77,7 @@ def main() -> int:
             heap = tracemalloc.get_traced_memory()[1] / 2**20 if args.tracemalloc else None
             plan_note = ""
             if args.plan:
-                from mlconnector.planning import plan_and_queue
+                from mlconnector.services.queue import plan_and_queue
 
                 began = time.perf_counter()
                 planned = plan_and_queue(store, config, today=dt.date(2026, 12, 31))

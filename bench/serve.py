@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mlconnector.config import parse_config  # noqa: E402
 from mlconnector.models import Expense, PostingState, Report  # noqa: E402
 from mlconnector.passwords import hash_password  # noqa: E402
-from mlconnector.planning import plan_and_queue  # noqa: E402
-from mlconnector.reports import save_report  # noqa: E402
+from mlconnector.services.queue import plan_and_queue  # noqa: E402
+from mlconnector.store.reports import save_report  # noqa: E402
 from mlconnector.sandbox.quickbooks import QuickBooksSimulator  # noqa: E402
 from mlconnector.sandbox.webconnector import WebConnector  # noqa: E402
 from mlconnector.soap.server import make_wsgi_app, running_server  # noqa: E402

@@ -4,8 +4,8 @@ import csv
 import io
 import json
 
-from mlconnector.audit import AuditEvent
-from mlconnector.audit_format import rows_to_csv, rows_to_json, summarize
+from mlconnector.store.audit import AuditEvent
+from mlconnector.services.audit_format import rows_to_csv, rows_to_json, summarize
 from mlconnector.store import Store
 
 

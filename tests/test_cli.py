@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mlconnector.cli import app
-from mlconnector.migrations import MIGRATIONS
+from mlconnector.store.migrations import MIGRATIONS
 from mlconnector.passwords import verify_password
 
 PASSWORD = "correct horse battery"

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mlconnector.cli import app
-from mlconnector.reports import save_report
+from mlconnector.store.reports import save_report
 from mlconnector.store import Store
 
 from .factories import report
@@ -101,7 +101,7 @@ def test_a_mapping_change_replans_blocked_reports_and_status_shows_it(runner: Cl
     import datetime as dt
 
     from mlconnector.config import QuickBooksConfig
-    from mlconnector.planning import plan_and_queue
+    from mlconnector.services.queue import plan_and_queue
 
     store = Store.open(home / "state.db")
     save_report(store, report("R1"))

@@ -11,8 +11,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from mlconnector.cli import _PullProgress, app
-from mlconnector.locking import exclusive
+from mlconnector.cli.app import _PullProgress, app
+from mlconnector.services.locking import exclusive
 from mlconnector.paths import resolve_paths
 from mlconnector.sandbox.expensify import ExpensifySimulator, demo_reports
 

@@ -1,48 +1,62 @@
-"""House rules guarded by tests: help on every command, layering, no printing below the CLI."""
+"""House rules guarded by tests: help on every command, layering, who may use which library, no printing.
+
+The import rule is an allowlist by layer: every module of the package gets a rank from its place in
+the tree (a new module is checked without editing this file) and may import only modules of its own
+rank or below. A module the table cannot place fails the test, so the table grows with the tree.
+"""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
-
 from typing import Any
 
+import pytest
 import typer.main
 
 from mlconnector.cli import app
 
 PACKAGE = Path(__file__).resolve().parent.parent / "mlconnector"
 
-# module (or package prefix) -> mlconnector modules it must not import (STYLE.md §c)
-FORBIDDEN = {
-    "errors": {"*"},
-    "models": {"config", "store", "audit", "cli", "expensify", "qbxml", "soap", "plan", "mapping", "sandbox"},
-    "mapping": {"store", "audit", "cli", "expensify", "soap", "sandbox", "config"},
-    "plan": {"store", "audit", "cli", "expensify", "soap", "sandbox", "config"},
-    "qbxml": {"store", "audit", "expensify", "soap", "cli", "sandbox"},
-    "expensify": {"store", "qbxml", "soap", "cli", "config", "audit", "reports", "pull", "sandbox"},
-    "migrations": {"*"},
-    "audit": {"store", "cli"},
-    "store": {"expensify", "qbxml", "soap", "cli", "sandbox"},
-    "config": {"store", "expensify", "qbxml", "soap", "cli"},
-    "render": {"store", "cli"},
-    "render_pull": {"store", "cli", "expensify", "pull"},
-    "pull": {"cli", "soap", "qbxml", "sandbox"},
-    "policy_lists": {"cli", "soap", "qbxml", "sandbox", "pull"},
-    "sandbox": {"store", "audit", "reports", "pull", "cli", "soap", "qbxml"},
-    "replay": {"cli", "soap", "sandbox", "expensify", "qbxml"},
-    "audit_trail": {"cli", "soap", "sandbox", "expensify", "qbxml", "render"},
+# Downward only: ground <- config <- mapping/plan <- expensify/qbxml <- store <- services <- soap
+# <- sandbox (simulators and the demo, which drive the whole stack) <- cli.
+RANKS: dict[str, int] = {
+    "errors": 0, "models": 0, "redact": 0, "passwords": 0, "paths": 0, "__init__": 0,
+    "config": 1,
+    "mapping": 2, "plan": 2,
+    "expensify": 3, "qbxml": 3,
+    "store": 4,
+    "services": 5,
+    "soap": 6,
+    "sandbox": 7,
+    "cli": 8, "__main__": 8,
 }
-THIRD_PARTY_FORBIDDEN = {
-    "mapping": {"sqlite3", "requests", "lxml", "spyne", "typer", "rich"},
-    "plan": {"sqlite3", "requests", "lxml", "spyne", "typer", "rich"},
-    "models": {"sqlite3", "requests", "lxml", "spyne", "typer", "rich"},
-    # Services leave HTTP to the expensify package and rendering to the CLI.
-    "pull": {"requests", "typer", "rich"},
-    "policy_lists": {"requests", "typer", "rich"},
-    "replay": {"requests", "typer", "rich"},
-    "audit_trail": {"requests", "typer", "rich"},
+
+# Third-party libraries and the only parts of the package that may import them (by path prefix).
+ONLY_IMPORTERS: dict[str, tuple[str, ...]] = {
+    "sqlite3": ("store/",),
+    "requests": ("expensify/", "sandbox/"),
+    # qbXML and the .qwc file are built in qbxml/; SOAP envelopes at the SOAP edge; simulators aside.
+    "lxml": ("qbxml/", "soap/service.py", "soap/server.py", "soap/guard.py", "sandbox/"),
+    "spyne": ("soap/service.py", "soap/server.py", "soap/compat.py"),
+    "typer": ("cli/",),
+    "rich": ("cli/",),
 }
+
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(PACKAGE).as_posix()
+
+
+def _rank_of(module: str) -> int:
+    """The rank of a dotted module name below ``mlconnector`` (``store.audit`` -> store's rank)."""
+    top = module.split(".")[0]
+    assert top in RANKS, f"mlconnector.{module} has no layer: add its package to RANKS in test_conventions.py"
+    return RANKS[top]
 
 
 def _imports(path: Path) -> set[str]:
@@ -52,38 +66,69 @@ def _imports(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
+            if node.module == "mlconnector":  # from mlconnector import x: x is the module
+                names.update(f"mlconnector.{alias.name}" for alias in node.names if alias.name != "__version__")
     return names
 
 
-def _module_key(path: Path) -> str:
-    rel = path.relative_to(PACKAGE).with_suffix("")
-    return rel.parts[0]
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" and len(parts) > 1 else parts)
 
 
-def test_layers_import_only_downward() -> None:
-    for path in PACKAGE.rglob("*.py"):
-        key = _module_key(path)
-        imported = _imports(path)
-        own = {name.split(".")[1] for name in imported if name.startswith("mlconnector.")}
-        banned = FORBIDDEN.get(key, set())
-        if "*" in banned:
-            assert not (own - {"redact"} if key == "audit" else own), f"{path} imports {own}"
-        else:
-            assert not own & banned, f"{path} imports {own & banned}"
-        roots = {name.split(".")[0] for name in imported}
-        assert not roots & THIRD_PARTY_FORBIDDEN.get(key, set()), f"{path} imports {roots}"
+def test_every_module_imports_only_its_own_layer_or_below() -> None:
+    problems = []
+    for path in _modules():
+        own = _rank_of(_module_name(path))
+        for name in _imports(path):
+            if name.startswith("mlconnector.") and _rank_of(name.removeprefix("mlconnector.")) > own:
+                problems.append(f"{_rel(path)} (rank {own}) imports {name}")
+    assert problems == []
 
 
-def test_only_the_cli_prints_or_imports_typer() -> None:
-    allowed = {"cli.py", "__main__.py"}
-    for path in PACKAGE.rglob("*.py"):
-        if path.name in allowed or "sandbox" in path.parts or "bench" in path.parts:
+def test_each_library_has_its_only_importers() -> None:
+    problems = []
+    for path in _modules():
+        roots = {name.split(".")[0] for name in _imports(path)}
+        for library, allowed in ONLY_IMPORTERS.items():
+            if library in roots and not _rel(path).startswith(allowed):
+                problems.append(f"{_rel(path)} imports {library}")
+    assert problems == []
+
+
+@pytest.mark.xfail(strict=True, reason="the SQL of soap/, services/ is still moving into store/")
+def test_no_module_outside_store_touches_the_connection() -> None:
+    problems = []
+    for path in _modules():
+        if _rel(path).startswith("store/"):
             continue
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-                assert node.func.id != "print", f"print() in {path}:{node.lineno}"
-        assert "typer" not in {n.split(".")[0] for n in _imports(path)}, f"{path} imports typer"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "conn" and _is_store(node.value):
+                problems.append(f"{_rel(path)}:{node.lineno}")
+    assert problems == []
+
+
+def _is_store(node: ast.expr) -> bool:
+    text = ast.unparse(node)
+    return text == "store" or text.endswith(".store") or text.endswith("_store")
+
+
+def test_only_the_cli_prints() -> None:
+    problems = []
+    for path in _modules():
+        if _rel(path).startswith(("cli/", "__main__")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+                problems.append(f"{_rel(path)}:{node.lineno}")
+    assert problems == []
+
+
+def test_the_rules_themselves_can_fail(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import sqlite3\nfrom mlconnector.cli import app\nfrom mlconnector import store\nprint(1)\n")
+    assert {"sqlite3", "mlconnector.cli", "mlconnector.store"} <= _imports(bad)
+    assert _rank_of("cli.app") > _rank_of("store.db") > _rank_of("plan.core")
 
 
 def _commands(group: Any, prefix: str = "") -> list[tuple[str, Any]]:

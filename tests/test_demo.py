@@ -20,11 +20,11 @@ from urllib.parse import urlsplit
 import pytest
 from typer.testing import CliRunner
 
-from mlconnector import demo as demo_module
+from mlconnector.sandbox import demo as demo_module
 from mlconnector.cli import app
-from mlconnector.demo import DemoResult, demo_home, run_demo
+from mlconnector.sandbox.demo import DemoResult, demo_home, run_demo
 from mlconnector.models import PostingMode, PostingState
-from mlconnector.postings import postings_in
+from mlconnector.store.postings import postings_in
 from mlconnector.sandbox import demo_sample as sample
 from mlconnector.sandbox.expensify import ExpensifySimulator
 from mlconnector.store import Store

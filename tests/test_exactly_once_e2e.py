@@ -19,14 +19,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mlconnector.audit import AuditEvent
-from mlconnector.audit_trail import check_chain
+from mlconnector.store.audit import AuditEvent
+from mlconnector.services.audit import check_chain
 from mlconnector.cli import app
 from mlconnector.models import PostingState
-from mlconnector.postings import postings_for_report, postings_in
+from mlconnector.store.postings import postings_for_report, postings_in
 from mlconnector.sandbox.quickbooks import QuickBooksSimulator
 from mlconnector.sandbox.webconnector import Faults, RunSummary, WebConnector
-from mlconnector.status import web_connector_status
+from mlconnector.services.status import web_connector_status
 from mlconnector.store import Store
 
 from .qbwc_support import PASSWORD, USER, Clock

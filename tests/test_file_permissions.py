@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from mlconnector import paths as paths_module
 from mlconnector.cli import app
 from mlconnector.errors import StoreError
-from mlconnector.logs import PrivateRotatingFileHandler, setup_logging
+from mlconnector.services.logs import PrivateRotatingFileHandler, setup_logging
 from mlconnector.store import Store
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX; Windows is left as it is")

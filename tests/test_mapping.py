@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlconnector.mapping import How, Mappings, MappingKind, QbLists, QbRecord, command
+from mlconnector.mapping.rules import How, Mappings, MappingKind, QbLists, QbRecord, command
 from mlconnector.models import ListKind
 
 from .factories import expense, report

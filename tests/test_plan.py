@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from mlconnector.mapping import Mappings, QbLists, QbRecord
+from mlconnector.mapping.rules import Mappings, QbLists, QbRecord
 from mlconnector.models import (
     Expense,
     ListKind,
@@ -18,7 +18,7 @@ from mlconnector.models import (
     Side,
     TxnDateRule,
 )
-from mlconnector.plan import PlanSettings, bill_ref_number, journal_ref_number, plan_report, plan_reports
+from mlconnector.plan.core import PlanSettings, bill_ref_number, journal_ref_number, plan_report, plan_reports
 from mlconnector.qbxml.build import build_message, write_request
 
 from .factories import expense, report

@@ -6,13 +6,13 @@ import pytest
 
 from mlconnector.config import QuickBooksConfig
 from mlconnector.errors import NotFoundError, UserError
-from mlconnector.mapping_files import dumps, loads
-from mlconnector.mapping_store import import_mappings, list_mappings, set_mapping, unset_mapping
+from mlconnector.mapping.files import dumps, loads
+from mlconnector.services.mappings import import_mappings, list_mappings, set_mapping, unset_mapping
 from mlconnector.models import PostingMode, PostingState
-from mlconnector.planning import check_mappings, plan_and_queue, replan_unsent
-from mlconnector.postings import postings_for_report, transition
-from mlconnector.reports import save_report
-from mlconnector.status import report_counts, top_blocked_reasons
+from mlconnector.services.queue import check_mappings, plan_and_queue, replan_unsent
+from mlconnector.store.postings import postings_for_report, transition
+from mlconnector.store.reports import save_report
+from mlconnector.services.status import report_counts, top_blocked_reasons
 from mlconnector.store import Store
 
 from .factories import expense, report

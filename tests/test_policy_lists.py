@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from mlconnector.audit import AuditEvent
+from mlconnector.store.audit import AuditEvent
 from mlconnector.errors import ExpensifyRetriableError
-from mlconnector.policy_lists import policy_entries, refresh_policy_lists
+from mlconnector.services.lists import policy_entries, refresh_policy_lists
 from mlconnector.sandbox.expensify import ExpensifySimulator
 from mlconnector.store import Store
 from tests.sim_helpers import FakeClock, make_client, make_config

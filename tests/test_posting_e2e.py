@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from mlconnector.audit import AuditEvent
+from mlconnector.store.audit import AuditEvent
 from mlconnector.config import Config, parse_config
 from mlconnector.models import Expense, PostingState, Report
-from mlconnector.planning import plan_and_queue
-from mlconnector.postings import postings_for_report, postings_in
-from mlconnector.reports import save_report
+from mlconnector.services.queue import plan_and_queue
+from mlconnector.store.postings import postings_for_report, postings_in
+from mlconnector.store.reports import save_report
 from mlconnector.sandbox.quickbooks import QuickBooksSimulator
 from mlconnector.sandbox.webconnector import Faults, RunSummary, WebConnector
 from mlconnector.soap.server import make_wsgi_app, running_server
@@ -242,7 +242,7 @@ def test_a_3000_line_report_is_split_so_no_message_exceeds_the_line_budget(
 def test_a_forced_replay_of_a_posted_report_checks_quickbooks_first_and_never_posts_twice(
     tmp_path: Path, qb: QuickBooksSimulator, still_in_quickbooks: bool
 ) -> None:
-    from mlconnector.replay import replay_report
+    from mlconnector.services.replay import replay_report
 
     config = _config("bill")
     with serving(tmp_path / "state.db", config) as (url, store):
@@ -266,9 +266,9 @@ def test_a_forced_replay_of_a_posted_report_checks_quickbooks_first_and_never_po
 def test_replay_of_a_failed_report_after_fixing_its_mapping_posts_it_exactly_once(
     tmp_path: Path, qb: QuickBooksSimulator
 ) -> None:
-    from mlconnector.mapping_store import set_mapping
-    from mlconnector.planning import replan_unsent
-    from mlconnector.replay import replay_report
+    from mlconnector.services.mappings import set_mapping
+    from mlconnector.services.queue import replan_unsent
+    from mlconnector.services.replay import replay_report
 
     config = _config("bill")
     qb.fail_next("BillAddRq", 3140, 'There is an invalid reference to QuickBooks Account "Office Supplies" in the Bill.')
@@ -320,7 +320,7 @@ def test_recovery_never_takes_someone_elses_transaction_with_our_refnumber_for_o
 def test_a_forced_replay_finds_a_bill_renumbered_in_quickbooks_by_its_txnid(
     tmp_path: Path, qb: QuickBooksSimulator
 ) -> None:
-    from mlconnector.replay import replay_report
+    from mlconnector.services.replay import replay_report
 
     config = _config("bill")
     with serving(tmp_path / "state.db", config) as (url, store):

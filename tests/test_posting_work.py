@@ -9,7 +9,7 @@ import pytest
 from lxml import etree
 
 from mlconnector.models import PostingState
-from mlconnector.postings import postings_for_report
+from mlconnector.store.postings import postings_for_report
 from mlconnector.sandbox.quickbooks import QuickBooksSimulator
 from mlconnector.soap.work import PostingWork
 from mlconnector.store import Store

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mlconnector.audit import AuditEvent
+from mlconnector.store.audit import AuditEvent
 from mlconnector.errors import (
     ConfigError,
     ExpensifyAuthError,
@@ -21,9 +21,9 @@ from mlconnector.errors import (
 )
 from mlconnector.expensify.client import RateLimiter
 from mlconnector.models import PostingState
-from mlconnector.postings import add_posting, transition
-from mlconnector.pull import LAST_PULL_SETTING, ExportWindow, export_windows, pull_reports, split_range
-from mlconnector.reports import load_report
+from mlconnector.store.postings import add_posting, transition
+from mlconnector.services.pull import LAST_PULL_SETTING, ExportWindow, export_windows, pull_reports, split_range
+from mlconnector.store.reports import load_report
 from mlconnector.sandbox.expensify import ExpensifySimulator, SimReport, demo_reports
 from mlconnector.store import Store
 from tests import factories

@@ -13,7 +13,7 @@ import pytest
 import requests
 from lxml import etree
 
-from mlconnector.audit import AuditEvent
+from mlconnector.store.audit import AuditEvent
 from mlconnector.sandbox.webconnector import WebConnector, WebConnectorError
 from mlconnector.soap.server import RunningServer, make_wsgi_app, running_server
 from mlconnector.soap.service import METHODS, TNS

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from mlconnector.audit import AuditEvent
+from mlconnector.store.audit import AuditEvent
 from mlconnector.errors import QbwcSessionError
 from mlconnector.soap.session import NOOP, MAX_NOOPS, QbwcService, SessionState, choose_qbxml_version
 from mlconnector.store import Store

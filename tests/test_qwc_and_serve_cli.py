@@ -13,7 +13,8 @@ from lxml import etree
 from typer.testing import CliRunner
 
 from mlconnector.cli import app
-from mlconnector.qwc import QwcUrlError, build_qwc, check_app_url, qwc_ids
+from mlconnector.qbxml.qwc import build_qwc
+from mlconnector.services.qwc import QwcUrlError, check_app_url, qwc_ids
 from mlconnector.sandbox.webconnector import WebConnector
 from mlconnector.store import Store
 

@@ -9,12 +9,12 @@ from typer.testing import CliRunner
 from mlconnector.cli import app
 from mlconnector.config import QuickBooksConfig
 from mlconnector.errors import NotFoundError, RefusedError
-from mlconnector.mapping_store import set_mapping
+from mlconnector.services.mappings import set_mapping
 from mlconnector.models import PostingState
-from mlconnector.planning import plan_and_queue
-from mlconnector.postings import PostingRecord, postings_for_report, transition
-from mlconnector.replay import ReplayOutcome, replay_report
-from mlconnector.reports import save_report
+from mlconnector.services.queue import plan_and_queue
+from mlconnector.store.postings import PostingRecord, postings_for_report, transition
+from mlconnector.services.replay import ReplayOutcome, replay_report
+from mlconnector.store.reports import save_report
 from mlconnector.store import Store
 
 from .factories import expense, report

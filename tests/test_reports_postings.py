@@ -6,7 +6,7 @@ import pytest
 
 from mlconnector.errors import NotFoundError, StoreError
 from mlconnector.models import PostingMode, PostingState
-from mlconnector.postings import (
+from mlconnector.store.postings import (
     add_blocked_report,
     add_posting,
     delete_unsent_postings,
@@ -17,7 +17,7 @@ from mlconnector.postings import (
     postings_in,
     transition,
 )
-from mlconnector.reports import SaveOutcome, load_report, save_report, unplanned_report_ids
+from mlconnector.store.reports import SaveOutcome, load_report, save_report, unplanned_report_ids
 from mlconnector.store import Store
 
 from .factories import bill, expense, report
@@ -150,7 +150,7 @@ def test_a_report_flagged_while_out_and_then_refused_by_quickbooks_is_planned_ag
 
 
 def test_a_deleted_postings_id_is_never_handed_out_again(store: Store) -> None:
-    from mlconnector.postings import delete_unsent_postings
+    from mlconnector.store.postings import delete_unsent_postings
 
     save_report(store, report())
     first = add_posting(store, bill(), state=PostingState.QUEUED, report_fingerprint="f", actor="t")
@@ -160,7 +160,7 @@ def test_a_deleted_postings_id_is_never_handed_out_again(store: Store) -> None:
 
 
 def test_the_autoincrement_migration_keeps_existing_postings(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from mlconnector.migrations import MIGRATIONS
+    from mlconnector.store.migrations import MIGRATIONS
 
     path = tmp_path / "state.db"
     old = Store.open(path, migrations=[m for m in MIGRATIONS if m.name != "0006_postings_autoincrement"])

@@ -9,12 +9,12 @@ from typer.testing import CliRunner
 
 from mlconnector.cli import app
 from mlconnector.config import QuickBooksConfig
-from mlconnector.mapping_store import set_mapping
+from mlconnector.services.mappings import set_mapping
 from mlconnector.models import PostingState
-from mlconnector.planning import plan_and_queue
-from mlconnector.postings import postings_for_report, transition
-from mlconnector.reports import save_report
-from mlconnector.status import attention
+from mlconnector.services.queue import plan_and_queue
+from mlconnector.store.postings import postings_for_report, transition
+from mlconnector.store.reports import save_report
+from mlconnector.services.status import attention
 from mlconnector.store import Store
 
 from .factories import report

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from mlconnector.audit import AuditEvent
+from mlconnector.store.audit import AuditEvent
 from mlconnector.errors import StoreError
-from mlconnector.migrations import MIGRATIONS, Migration, split_sql
+from mlconnector.store.migrations import MIGRATIONS, Migration, split_sql
 from mlconnector.models import PostingState
 from mlconnector.store import Store
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from mlconnector.errors import LockedError
-from mlconnector.locking import exclusive
-from mlconnector.logs import setup_logging
+from mlconnector.services.locking import exclusive
+from mlconnector.services.logs import setup_logging
 from mlconnector.passwords import hash_password, looks_like_hash, verify_password
 from mlconnector.redact import redact_text, register_secret
 
@@ -24,7 +24,7 @@ def test_a_second_run_is_refused_while_the_first_holds_the_lock(tmp_path: Path) 
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
             from pathlib import Path
-            from mlconnector.locking import exclusive
+            from mlconnector.services.locking import exclusive
             with exclusive(Path({str(lock)!r})):
                 print("held", flush=True)
                 time.sleep(30)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlconnector.audit import AuditEvent
+from mlconnector.store.audit import AuditEvent
 from mlconnector.sandbox.quickbooks import QuickBooksSimulator
 from mlconnector.sandbox.webconnector import Faults, WebConnector
 from mlconnector.soap.server import RunningServer, make_wsgi_app, running_server

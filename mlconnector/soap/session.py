@@ -39,7 +39,7 @@ from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from mlconnector import __version__
-from mlconnector.audit import AuditEvent
+from mlconnector.store.audit import AuditEvent
 from mlconnector.errors import MlConnectorError, QbwcSessionError
 from mlconnector.passwords import verify_password
 from mlconnector.redact import ticket_ref as _ticket_ref

@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from mlconnector.audit import AuditEvent
+from mlconnector.store.audit import AuditEvent
 from mlconnector.config import Config
 from mlconnector.errors import NotFoundError, QbxmlError, QbxmlParseError
 from mlconnector.models import ListKind, PostingState
-from mlconnector.postings import Move, PostingRecord, get_posting, postings_in, transition, transition_many
+from mlconnector.store.postings import Move, PostingRecord, get_posting, postings_in, transition, transition_many
 from mlconnector.qbxml.batch import BatchItem, build_batch
-from mlconnector import txn_ledger
+from mlconnector.store import ledger as txn_ledger
 from mlconnector.qbxml.build import (
     build_message,
     external_guid,
@@ -50,7 +50,7 @@ from mlconnector.qbxml.status import Action
 from mlconnector.redact import ticket_ref
 from mlconnector.soap.session import SessionSettings
 from mlconnector.store import Store
-from mlconnector.txn_ledger import KnownTxn
+from mlconnector.store.ledger import KnownTxn
 
 log = logging.getLogger("mlconnector.soap.work")
 
@@ -440,7 +440,7 @@ class PostingWork:
             self.store.audit.append(AuditEvent.LISTS_REFRESHED, actor=ACTOR, detail=counts)
             self.store.conn.execute("DELETE FROM settings WHERE key = ?", (LISTS_REFRESH_KEY,))
         # Fallbacks (same-named account, vendor by e-mail) may now resolve what was blocked.
-        from mlconnector.planning import replan_unsent
+        from mlconnector.services.queue import replan_unsent
 
         replan_unsent(self.store, self.config, today=self.now().date(), actor=ACTOR,
                       why="QuickBooks lists refreshed")

@@ -10,7 +10,7 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
-from mlconnector.audit import AuditEvent, AuditRow
+from mlconnector.store.audit import AuditEvent, AuditRow
 from mlconnector.errors import UserError
 from mlconnector.store import Store
 

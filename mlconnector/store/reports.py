@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Iterator
 from enum import StrEnum
 
-from mlconnector.audit import AuditEvent
+from mlconnector.store.audit import AuditEvent
 from mlconnector.errors import NotFoundError
 from mlconnector.models import Expense, PostingState, Report, cents_to_decimal, decimal_to_cents
 from mlconnector.store import Store

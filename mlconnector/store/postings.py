@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from mlconnector.audit import AuditEntry, AuditEvent
+from mlconnector.store.audit import AuditEntry, AuditEvent
 from mlconnector.errors import NotFoundError, StoreError
 from mlconnector.models import (
     Line,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mlconnector.audit import AuditEvent
+from mlconnector.store.audit import AuditEvent
 from mlconnector.config import Config, ExpensifyConfig, QbwcConfig, Secret, load_config, write_config
 from mlconnector.errors import ConfigError, ConfigProblem
 from mlconnector.models import PostingMode

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from lxml import etree
-
 from mlconnector.errors import UserError
+from mlconnector.qbxml.qwc import QwcUrls, build_qwc
 from mlconnector.store import Store
 
 OWNER_ID_KEY = "qwc.owner_id"
 FILE_ID_KEY = "qwc.file_id"
-APP_NAME = "ml-connector"
-APP_DESCRIPTION = "Posts approved Expensify expense reports into QuickBooks Desktop"
 SOAP_PATH = "/qbwc"
 SUPPORT_PATH = "/support"
 
@@ -30,12 +26,6 @@ class QwcUrlError(UserError):
     """The Web Connector would refuse this AppURL; the message names the QBWC code and the fix."""
 
 
-@dataclass(frozen=True)
-class QwcUrls:
-    """AppURL and AppSupport, on the same host as QBWC requires (QBWC1000)."""
-
-    app_url: str
-    support_url: str
 
 
 def check_app_url(url: str) -> QwcUrls:
@@ -87,31 +77,6 @@ def qwc_ids(store: Store) -> tuple[str, str]:
             file_id = _guid()
             store.set_setting(FILE_ID_KEY, file_id)
     return owner, file_id
-
-
-def build_qwc(urls: QwcUrls, *, username: str, owner_id: str, file_id: str, run_every_minutes: int) -> bytes:
-    """The ``.qwc`` document (UTF-8 XML)."""
-    root = etree.Element("QBWCXML")
-
-    def add(name: str, text: str) -> etree._Element:
-        element = etree.SubElement(root, name)
-        element.text = text
-        return element
-
-    add("AppName", APP_NAME)
-    add("AppID", "")
-    add("AppURL", urls.app_url)
-    add("AppDescription", APP_DESCRIPTION)
-    add("AppSupport", urls.support_url)
-    add("UserName", username)
-    add("OwnerID", owner_id)
-    add("FileID", file_id)
-    add("QBType", "QBFS")
-    scheduler = etree.SubElement(root, "Scheduler")
-    etree.SubElement(scheduler, "RunEveryNMinutes").text = str(run_every_minutes)
-    add("IsReadOnly", "false")
-    add("Style", "Document")
-    return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True))
 
 
 def write_qwc(store: Store, output: Path, url: str, *, username: str, run_every_minutes: int) -> QwcUrls:

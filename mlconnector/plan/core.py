@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from mlconnector.mapping import Mappings, Resolved
+from mlconnector.mapping.rules import Mappings, Resolved
 from mlconnector.models import (
     Block,
     Expense,

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from mlconnector.audit import AuditEvent, AuditRow
+from mlconnector.store.audit import AuditEvent, AuditRow
 
 CSV_COLUMNS = ("id", "at", "actor", "event", "report_id", "posting_id", "summary", "detail", "hash")
 

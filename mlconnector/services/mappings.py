@@ -12,9 +12,9 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mlconnector.audit import AuditEvent
+from mlconnector.store.audit import AuditEvent
 from mlconnector.errors import NotFoundError, UserError
-from mlconnector.mapping import (
+from mlconnector.mapping.rules import (
     MAX_TARGET_LENGTH,
     Mappings,
     MappingKind,

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlconnector.audit import AuditEvent
+from mlconnector.store.audit import AuditEvent
 from mlconnector.config import Config
 from mlconnector.errors import ExpensifyRetriableError
 from mlconnector.expensify import jobs

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from mlconnector.config import Config
     from mlconnector.expensify.client import ExpensifyClient
-    from mlconnector.planning import PlanSummary
+    from mlconnector.services.queue import PlanSummary
     from mlconnector.store import Store
 
 log = logging.getLogger("mlconnector.cli")
@@ -174,7 +174,7 @@ def _main(
     ] = False,
 ) -> None:
     """Post approved Expensify expense reports into QuickBooks Desktop."""
-    from mlconnector.logs import setup_logging
+    from mlconnector.services.logs import setup_logging
 
     paths = resolve_paths(home, config)
     # demo logs into its own temporary home: it must not create or write anything of the user's.
@@ -219,7 +219,7 @@ def init(
     Secrets come from prompts, or from MLCONNECTOR_EXPENSIFY_SECRET and MLCONNECTOR_QBWC_PASSWORD with
     --non-interactive. The Web Connector password is stored only as a salted scrypt hash.
     """
-    from mlconnector.home import InitValues, initialize
+    from mlconnector.services.init import InitValues, initialize
 
     app_ctx = _ctx(ctx)
     paths = app_ctx.paths
@@ -283,14 +283,14 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
     """Show the configuration, the state file and how many postings are in each state."""
-    from mlconnector.status import collect_status
+    from mlconnector.services.status import collect_status
 
     app_ctx = _ctx(ctx)
     report = collect_status(app_ctx.paths)
     if as_json:
         _print_json(report)
         return
-    from mlconnector.render import status_view
+    from mlconnector.cli.render import status_view
 
     _console().print(status_view(report))
 
@@ -337,7 +337,7 @@ def audit(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from mlconnector import audit_trail
+    from mlconnector.services import audit as audit_trail
 
     store = _existing_store(_ctx(ctx))
     chosen = audit_trail.parse_format(fmt)
@@ -346,14 +346,14 @@ def audit(
         event=audit_trail.parse_event(event, store.audit.events()) if event else None,
         limit=audit_trail.effective_limit(chosen, limit, report),
     )
-    from mlconnector.audit_format import rows_to_csv, rows_to_json, summarize
+    from mlconnector.services.audit_format import rows_to_csv, rows_to_json, summarize
 
     if chosen == "json":
         typer.echo(rows_to_json(listing.rows))
     elif chosen == "csv":
         typer.echo(rows_to_csv(listing.rows), nl=False)
     else:
-        from mlconnector.render import audit_table
+        from mlconnector.cli.render import audit_table
 
         data = [{**r.as_dict(), "summary": summarize(r)} for r in listing.rows]
         _console().print(audit_table(data, matching=listing.matching, limit=listing.limit))
@@ -363,7 +363,7 @@ def audit(
 @_handle_errors
 def audit_verify(ctx: typer.Context) -> None:
     """Check the audit log's hash chain; exit 1 and name the first row that does not match."""
-    from mlconnector.audit_trail import check_chain
+    from mlconnector.services.audit import check_chain
 
     check = check_chain(_existing_store(_ctx(ctx)))
     if not check.intact:
@@ -392,7 +392,7 @@ def replay(
     """
     import datetime as dt
 
-    from mlconnector.replay import ReplayOutcome, replay_report
+    from mlconnector.services.replay import ReplayOutcome, replay_report
 
     app_ctx = _ctx(ctx)
     config = app_ctx.config()
@@ -444,7 +444,7 @@ def _actor() -> str:
 def _replan_after_mapping_change(app_ctx: AppContext, config: Config) -> None:
     import datetime as dt
 
-    from mlconnector.planning import replan_unsent
+    from mlconnector.services.queue import replan_unsent
 
     summary = replan_unsent(app_ctx.store(), config, today=dt.date.today(), actor=_actor())
     if summary.queued or summary.blocked:
@@ -464,7 +464,7 @@ def map_set(
     target: Annotated[str, typer.Argument(help="The QuickBooks full name, e.g. 'Travel:Airfare'.")],
 ) -> None:
     """Map an Expensify name to a QuickBooks name (audited); blocked reports are planned again."""
-    from mlconnector.mapping_store import set_mapping
+    from mlconnector.services.mappings import set_mapping
 
     app_ctx = _ctx(ctx)
     config = app_ctx.config()
@@ -484,7 +484,7 @@ def map_unset(
     source: Annotated[str, typer.Argument(help="The Expensify name whose mapping to remove.")],
 ) -> None:
     """Remove a mapping (audited); the name falls back to same-name or email matching."""
-    from mlconnector.mapping_store import unset_mapping
+    from mlconnector.services.mappings import unset_mapping
 
     app_ctx = _ctx(ctx)
     config = app_ctx.config()
@@ -501,14 +501,14 @@ def map_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print the mappings as JSON.")] = False,
 ) -> None:
     """List the mappings."""
-    from mlconnector.mapping_store import list_mappings, parse_kind
+    from mlconnector.services.mappings import list_mappings, parse_kind
 
     rows = list_mappings(_existing_store(_ctx(ctx)), parse_kind(kind) if kind else None)
     data = [{"kind": r.kind.value, "source": r.source, "target": r.target, "updated_at": r.updated_at} for r in rows]
     if as_json:
         _print_json(data)
         return
-    from mlconnector.render import mappings_table
+    from mlconnector.cli.render import mappings_table
 
     _console().print(mappings_table(data))
 
@@ -520,8 +520,8 @@ def map_import(
     file: Annotated[Path, typer.Argument(help="A .csv (kind,source,target) or .toml ([kind] tables) file.")],
 ) -> None:
     """Add or change mappings from a file, all or none (mappings not in the file stay)."""
-    from mlconnector.mapping_files import read_file
-    from mlconnector.mapping_store import import_mappings
+    from mlconnector.mapping.files import read_file
+    from mlconnector.services.mappings import import_mappings
 
     app_ctx = _ctx(ctx)
     config = app_ctx.config()
@@ -548,8 +548,8 @@ def map_export(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
 ) -> None:
     """Write every mapping as CSV or TOML; map import reads it back unchanged."""
-    from mlconnector.mapping_files import FORMATS, dumps, format_for
-    from mlconnector.mapping_store import list_mappings
+    from mlconnector.mapping.files import FORMATS, dumps, format_for
+    from mlconnector.services.mappings import list_mappings
 
     from mlconnector.errors import UserError
 
@@ -573,14 +573,14 @@ def map_check(
     as_json: Annotated[bool, typer.Option("--json", help="Print the check as JSON.")] = False,
 ) -> None:
     """Show how every name in pulled, unposted reports maps; exit 4 when one blocks a report."""
-    from mlconnector.planning import check_mappings
+    from mlconnector.services.queue import check_mappings
 
     app_ctx = _ctx(ctx)
     check = check_mappings(_existing_store(app_ctx), app_ctx.config())
     if as_json:
         _print_json(check.as_dict())
     else:
-        from mlconnector.render import mapping_check_view
+        from mlconnector.cli.render import mapping_check_view
 
         _console().print(mapping_check_view(check.as_dict()))
     if check.blocking:
@@ -653,14 +653,14 @@ def qwc(
         str | None,
         typer.Option("--url", help="The AppURL the Web Connector calls (default: qbwc.public_url, else localhost)."),
     ] = None,
-    output: Annotated[Path, typer.Option("--output", help="Where to write the .qwc file.")] = Path("mlconnector.qwc"),
+    output: Annotated[Path, typer.Option("--output", help="Where to write the .qwc file.")] = Path("mlconnector.services.qwc"),
 ) -> None:
     """Write the .qwc file that adds ml-connector to the QuickBooks Web Connector.
 
     OwnerID and FileID are created once and kept in the state file, so the file can be written again
     without the Web Connector treating it as a new application.
     """
-    from mlconnector.qwc import write_qwc
+    from mlconnector.services.qwc import write_qwc
 
     app_ctx = _ctx(ctx)
     config = app_ctx.config()
@@ -748,8 +748,8 @@ def pull(
     (mlconnector status lists them). A dry run shows that count too but exits 4 only for invalid
     reports: it previews the export and plans nothing.
     """
-    from mlconnector.locking import exclusive
-    from mlconnector.pull import pull_reports, waiting_for_a_person
+    from mlconnector.services.locking import exclusive
+    from mlconnector.services.pull import pull_reports, waiting_for_a_person
 
     app_ctx = _ctx(ctx)
     config = app_ctx.config()
@@ -770,7 +770,7 @@ def pull(
     if as_json:
         _print_json(data)
     else:
-        from mlconnector.render_pull import pull_summary_view
+        from mlconnector.cli.render_pull import pull_summary_view
 
         out.print(pull_summary_view(data))
     # A scheduled run must not report success while reports wait for a person, whichever pull blocked them.
@@ -782,7 +782,7 @@ def _plan_pulled(app_ctx: AppContext, config: Config) -> PlanSummary:
     """Plan and queue every stored report that has no posting yet (not only this pull's)."""
     import datetime as dt
 
-    from mlconnector.planning import plan_and_queue
+    from mlconnector.services.queue import plan_and_queue
 
     return plan_and_queue(app_ctx.store(), config, today=dt.date.today(), actor="pull")
 
@@ -794,7 +794,7 @@ def map_refresh(
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
 ) -> None:
     """Fetch each policy's categories, tags and employees from Expensify into the state file."""
-    from mlconnector.policy_lists import refresh_policy_lists
+    from mlconnector.services.lists import refresh_policy_lists
 
     app_ctx = _ctx(ctx)
     config = app_ctx.config()
@@ -803,7 +803,7 @@ def map_refresh(
     if as_json:
         _print_json(summary.as_dict())
         return
-    from mlconnector.render_pull import lists_view
+    from mlconnector.cli.render_pull import lists_view
 
     _console().print(lists_view(summary.as_dict()))
 
@@ -836,8 +836,8 @@ def demo(
     stopped before it returns. One sample report is blocked on purpose, to show a missing mapping
     and its fix; the demo still exits 0.
     """
-    from mlconnector.demo import demo_home, run_demo
-    from mlconnector.logs import setup_logging
+    from mlconnector.sandbox.demo import demo_home, run_demo
+    from mlconnector.services.logs import setup_logging
 
     app_ctx = _ctx(ctx)
     out = _console()
@@ -857,8 +857,8 @@ def demo(
     if as_json:
         _print_json(data)
         return
-    from mlconnector.mapping import command
-    from mlconnector.render_demo import demo_view
+    from mlconnector.mapping.rules import command
+    from mlconnector.cli.render_demo import demo_view
 
     featured = data["audit_trail"]["report_id"]
     inspect = [command("--home", str(home), *args)

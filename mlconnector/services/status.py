@@ -13,7 +13,7 @@ from mlconnector.errors import ConfigError
 from mlconnector.models import PostingState
 from mlconnector.paths import Paths
 from mlconnector.store import Store
-from mlconnector.txn_ledger import all_duplicates
+from mlconnector.store.ledger import all_duplicates
 
 
 def collect_status(paths: Paths) -> dict[str, Any]:

@@ -18,20 +18,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mlconnector.audit import AuditEvent
+from mlconnector.store.audit import AuditEvent
 from mlconnector.config import Config, QuickBooksConfig
-from mlconnector.mapping import How, Mappings, MappingKind, normalize_source
-from mlconnector.mapping_store import load_mappings
+from mlconnector.mapping.rules import How, Mappings, MappingKind, normalize_source
+from mlconnector.services.mappings import load_mappings
 from mlconnector.models import Block, NonReimbursablePolicy, Plan, PostingState, Report
-from mlconnector.plan import PlanSettings, plan_report
-from mlconnector.postings import (
+from mlconnector.plan.core import PlanSettings, plan_report
+from mlconnector.store.postings import (
     add_blocked_report,
     add_posting,
     delete_unsent_postings,
     posting_to_json,
     postings_for_report,
 )
-from mlconnector.reports import load_report, unplanned_report_ids
+from mlconnector.store.reports import load_report, unplanned_report_ids
 from mlconnector.store import Store
 
 UNSENT = (PostingState.QUEUED, PostingState.BLOCKED)

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from mlconnector.audit import AuditEvent
+from mlconnector.store.audit import AuditEvent
 from mlconnector.config import Config
 from mlconnector.errors import (
     ConfigError,
@@ -45,10 +45,10 @@ from mlconnector.expensify.parse import InvalidReport, iter_export
 from mlconnector.expensify.template import export_template, stamp_template
 from mlconnector.models import PostingState, Report
 from mlconnector.redact import redact_text
-from mlconnector.reports import SEEN_BY_QUICKBOOKS, SaveOutcome, save_report
+from mlconnector.store.reports import SEEN_BY_QUICKBOOKS, SaveOutcome, save_report
 from mlconnector.store import Store
 
-log = logging.getLogger("mlconnector.pull")
+log = logging.getLogger("mlconnector.services.pull")
 
 LAST_PULL_SETTING = "pull.last_success_day"
 INVALID_SETTING = "pull.invalid_reports"  # report ID -> reason, re-exported by ID on later pulls

@@ -35,22 +35,22 @@ from typing import Any
 from mlconnector.config import Config, Secret, load_config, write_config
 from mlconnector.errors import MlConnectorError
 from mlconnector.expensify.client import ExpensifyClient, RateLimiter
-from mlconnector.home import InitValues, initialize
+from mlconnector.services.init import InitValues, initialize
 from mlconnector.models import PostingMode, PostingState
 from mlconnector.paths import Paths, resolve_paths
-from mlconnector.plan import plan_report
-from mlconnector.planning import mappings_for, plan_and_queue, settings_for
-from mlconnector.postings import postings_for_report, postings_in
-from mlconnector.pull import PullSummary, pull_reports
+from mlconnector.plan.core import plan_report
+from mlconnector.services.queue import mappings_for, plan_and_queue, settings_for
+from mlconnector.store.postings import postings_for_report, postings_in
+from mlconnector.services.pull import PullSummary, pull_reports
 from mlconnector.redact import redact_text, register_secret
-from mlconnector.reports import load_report
+from mlconnector.store.reports import load_report
 from mlconnector.sandbox import demo_sample as sample
 from mlconnector.sandbox.expensify import ExpensifySimulator
 from mlconnector.sandbox.quickbooks import QuickBooksSimulator, Txn, TxnLine
 from mlconnector.sandbox.webconnector import RunSummary, WebConnector
 from mlconnector.store import Store
 
-log = logging.getLogger("mlconnector.demo")
+log = logging.getLogger("mlconnector.sandbox.demo")
 
 QBWC_USER = "mlconnector-demo"
 # A whole run makes about ten Expensify calls; at the real 5-per-10-s pace the demo would spend most
@@ -432,7 +432,7 @@ def _run_dict(number: int, run: RunSummary) -> dict[str, Any]:
 
 
 def _audit_trail(store: Store, report_id: str) -> dict[str, Any]:
-    from mlconnector.audit_format import summarize
+    from mlconnector.services.audit_format import summarize
 
     rows = store.audit.rows(report_id=report_id)
     return {

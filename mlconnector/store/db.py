@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from mlconnector.audit import AuditLog
+from mlconnector.store.audit import AuditLog
 from mlconnector.errors import StoreError
-from mlconnector.migrations import BOOKKEEPING, MIGRATIONS, Migration, run_step
+from mlconnector.store.migrations import BOOKKEEPING, MIGRATIONS, Migration, run_step
 from mlconnector.models import PostingState
 from mlconnector.paths import PRIVATE_FILE, create_private_file, make_private_dir, restrict
 

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from mlconnector.audit import AuditEvent
+from mlconnector.store.audit import AuditEvent
 from mlconnector.config import Config, QuickBooksConfig
 from mlconnector.errors import NotFoundError, RefusedError
 from mlconnector.models import Plan, PostingState
-from mlconnector.plan import plan_report
-from mlconnector.planning import PlanSummary, block_reason, mappings_for, plan_and_queue, settings_for
-from mlconnector.postings import PostingRecord, delete_unsent_postings, posting_to_json, postings_for_report, transition
-from mlconnector.reports import load_report, seen_by_quickbooks
+from mlconnector.plan.core import plan_report
+from mlconnector.services.queue import PlanSummary, block_reason, mappings_for, plan_and_queue, settings_for
+from mlconnector.store.postings import PostingRecord, delete_unsent_postings, posting_to_json, postings_for_report, transition
+from mlconnector.store.reports import load_report, seen_by_quickbooks
 from mlconnector.store import Store
 
 S = PostingState

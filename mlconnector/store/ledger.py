@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlconnector.audit import AuditEntry, AuditEvent
+from mlconnector.store.audit import AuditEntry, AuditEvent
 from mlconnector.store import Store
 
 # How a transaction was learned.

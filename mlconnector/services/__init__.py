@@ -1,0 +1,1 @@
+"""Use cases: the state file, pure rules and outside clients put together; nothing here prints."""
