@@ -338,9 +338,9 @@ def test_a_forced_replay_finds_a_bill_renumbered_in_quickbooks_by_its_txnid(
 def test_long_vendor_and_customer_lists_are_fetched_in_pages_and_stale_names_dropped(
     tmp_path: Path, qb: QuickBooksSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mlconnector.soap import work
+    from mlconnector.soap.work import lists as list_phase
 
-    monkeypatch.setattr(work, "LIST_PAGE", 25)
+    monkeypatch.setattr(list_phase, "LIST_PAGE", 25)
     for n in range(60):
         qb.add_vendor(f"Vendor {n:02d}", email=f"v{n:02d}@example.com")
         qb.add_customer(f"Client {n:02d}")

@@ -13,12 +13,16 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from mlconnector.store.audit import AuditLog
 from mlconnector.errors import StoreError
-from mlconnector.store.migrations import BOOKKEEPING, MIGRATIONS, Migration, run_step
 from mlconnector.models import PostingState
-from mlconnector.paths import PRIVATE_FILE, create_private_file, make_private_dir, restrict
-
+from mlconnector.paths import (
+    PRIVATE_FILE,
+    create_private_file,
+    make_private_dir,
+    restrict,
+)
+from mlconnector.store.audit import AuditLog
+from mlconnector.store.migrations import BOOKKEEPING, MIGRATIONS, Migration, run_step
 
 # The state file is the record of what QuickBooks has: deleting it would allow duplicates.
 DAMAGED_HINT = (
@@ -183,6 +187,10 @@ class Store:
             "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    def delete_setting(self, key: str) -> None:
+        """Remove a value from the settings table (nothing happens when it is absent)."""
+        self.conn.execute("DELETE FROM settings WHERE key = ?", (key,))
 
     def posting_counts(self) -> dict[PostingState, int]:
         """How many postings are in each state (every state present, zeros included)."""

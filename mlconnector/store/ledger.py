@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlconnector.store.audit import AuditEntry, AuditEvent
 from mlconnector.store import Store
+from mlconnector.store.audit import AuditEntry, AuditEvent
 
 # How a transaction was learned.
 WRITTEN = "written"

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from mlconnector.store.audit import AuditEntry, AuditEvent
 from mlconnector.errors import NotFoundError, StoreError
 from mlconnector.models import (
     Line,
@@ -27,6 +26,7 @@ from mlconnector.models import (
     decimal_to_cents,
 )
 from mlconnector.store import Store
+from mlconnector.store.audit import AuditEntry, AuditEvent
 
 S = PostingState
 ALLOWED: Mapping[PostingState, frozenset[PostingState]] = {
@@ -330,3 +330,40 @@ def delete_unsent_postings(store: Store, report_id: str) -> int:
         if seen:
             raise StoreError(f"report {report_id} has postings QuickBooks may have; they cannot be re-planned")
         return int(store.conn.execute("DELETE FROM postings WHERE report_id = ?", (report_id,)).rowcount)
+
+
+def ids_in_state(store: Store, posting_ids: Sequence[int], state: PostingState) -> list[int]:
+    """Those of ``posting_ids`` still in ``state``, by id."""
+    return [int(r[0]) for r in _chunked(
+        store, "SELECT id FROM postings WHERE id IN ({marks}) AND state = ? ORDER BY id", posting_ids, state.value)]
+
+
+def light_in_state(store: Store, posting_ids: Sequence[int],
+                   state: PostingState) -> list[tuple[int, str, str | None, str, int]]:
+    """(id, report ID, requestID, RefNumber, part) of those still in ``state``, without their bodies."""
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in _chunked(
+        store, "SELECT id, report_id, request_id, ref_number, part FROM postings WHERE id IN ({marks})"
+        " AND state = ? ORDER BY id", posting_ids, state.value)]
+
+
+def newest_in_doubt_message_set(store: Store) -> str | None:
+    """The message set of the posting that went in doubt last (the one error recovery asks about)."""
+    row = store.conn.execute(
+        "SELECT message_set_id FROM postings WHERE state = ? AND message_set_id IS NOT NULL"
+        " ORDER BY updated_at DESC, id DESC LIMIT 1", (S.IN_DOUBT.value,),
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def ids_with_ref_number(store: Store, ref_number: str) -> list[int]:
+    """Postings with this RefNumber (any case), by id."""
+    return [int(r[0]) for r in store.conn.execute(
+        "SELECT id FROM postings WHERE ref_number = ? COLLATE NOCASE ORDER BY id", (ref_number,))]
+
+
+def _chunked(store: Store, sql: str, ids: Sequence[int], *tail: Any) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start:start + 500])
+        rows.extend(store.conn.execute(sql.format(marks=",".join("?" for _ in chunk)), (*chunk, *tail)).fetchall())
+    return rows

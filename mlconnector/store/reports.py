@@ -13,10 +13,16 @@ import json
 from collections.abc import Iterable, Iterator
 from enum import StrEnum
 
-from mlconnector.store.audit import AuditEvent
 from mlconnector.errors import NotFoundError
-from mlconnector.models import Expense, PostingState, Report, cents_to_decimal, decimal_to_cents
+from mlconnector.models import (
+    Expense,
+    PostingState,
+    Report,
+    cents_to_decimal,
+    decimal_to_cents,
+)
 from mlconnector.store import Store
+from mlconnector.store.audit import AuditEvent
 
 # Postings in these states mean QuickBooks has (or may have) the report.
 SEEN_BY_QUICKBOOKS = (PostingState.SENT, PostingState.IN_DOUBT, PostingState.POSTED)

@@ -1,0 +1,206 @@
+"""Stages 2 and 3: the QuickBooks lists (whole, when stale) or a re-query of the names queued postings use.
+
+A posting that references a missing or inactive account, vendor, class or customer is blocked, naming
+it; only postings verified in this session may be written in it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+
+from mlconnector.models import ListKind
+from mlconnector.qbxml.build import (
+    build_message,
+    list_query,
+)
+from mlconnector.qbxml.parse import ListRecord, MessageResponse, RequestResponse
+from mlconnector.soap.work.core import (
+    ACTOR,
+    LIST_MAX_AGE,
+    LIST_PAGE,
+    LISTS_REFRESH_KEY,
+    LISTS_REFRESHED_KEY,
+    PAGED_LISTS,
+    S,
+    WorkBase,
+    fix_hint,
+    log,
+)
+from mlconnector.store import messages, qb_lists
+from mlconnector.store.audit import AuditEvent
+from mlconnector.store.messages import Kind, Message
+from mlconnector.store.postings import (
+    PostingRecord,
+    transition,
+)
+
+
+class ListsAndVerify(WorkBase):
+    """Stages 2 and 3: the QuickBooks lists (whole, when stale) or a re-query of the names queued postings use."""
+
+    def _lists_stale(self) -> bool:
+        stamp = self.store.get_setting(LISTS_REFRESHED_KEY)
+        if stamp is None:
+            return True
+        return self.now() - dt.datetime.fromisoformat(stamp) > LIST_MAX_AGE
+
+    def _lists(self, ticket: str, version: str) -> str | None:
+        refresh = self._refresh()
+        if refresh.get("ticket") == ticket and refresh.get("pending"):
+            # The next pages: QuickBooks keeps an iterator only for its own session, so finish it now.
+            requests = [
+                list_query(ListKind(kind), None, f"l-{kind}", version, iterator="Continue", iterator_id=iterator_id,
+                           max_returned=LIST_PAGE)
+                for kind, iterator_id in sorted(refresh["pending"].items())
+            ]
+            xml = build_message(requests, version=version, on_error="continueOnError")
+            return self._store_message(ticket, Kind.LISTS, xml, [], [])
+        if self._done(ticket, Kind.LISTS) or not self._lists_stale():
+            return None
+        counts = self.store.posting_counts()
+        if not (counts[S.QUEUED] or counts[S.BLOCKED]):
+            return None
+        requests = [
+            # Vendors and customers can run to tens of thousands: paged, so no answer grows past the body cap.
+            list_query(kind, None, f"l-{kind.value}", version, iterator="Start", max_returned=LIST_PAGE)
+            if kind in PAGED_LISTS else list_query(kind, None, f"l-{kind.value}", version)
+            for kind in ListKind
+        ]
+        xml = build_message(requests, version=version, on_error="continueOnError")
+        with self.store.atomic():
+            self._save_refresh({"ticket": ticket, "stamp": self.store.timestamp(), "pending": {}, "done": [],
+                                "counts": {}})
+            return self._store_message(ticket, Kind.LISTS, xml, [], [])
+
+    def _on_lists(self, message: Message, parsed: MessageResponse) -> None:
+        refresh = self._refresh()
+        stamp = str(refresh.get("stamp") or self.store.timestamp())
+        pending: dict[str, str] = dict(refresh.get("pending") or {})
+        done: set[str] = set(refresh.get("done") or [])
+        counts: dict[str, int] = dict(refresh.get("counts") or {})
+        with self.store.atomic():
+            for answer in parsed.responses:
+                kind = _list_kind(answer)
+                if kind is None:
+                    continue
+                pending.pop(kind.value, None)
+                if not answer.action.processed:
+                    log.warning("QuickBooks did not return the %s list: %s %s", kind.value, answer.status_code,
+                                answer.status_message)
+                    continue
+                qb_lists.cache_records(self.store, answer.records, stamp)
+                counts[kind.value] = counts.get(kind.value, 0) + len(answer.records)
+                if answer.iterator_remaining_count:
+                    pending[kind.value] = answer.iterator_id or ""
+                else:
+                    done.add(kind.value)
+            self._save_refresh({**refresh, "pending": pending, "done": sorted(done), "counts": counts})
+        if pending:
+            return  # more pages; the lists are judged complete only after the last one
+        with self.store.atomic():
+            for name in done:  # whatever was not seen in this refresh is gone from QuickBooks
+                qb_lists.drop_unseen(self.store, name, stamp)
+            if len(done) == len(ListKind):
+                self.store.set_setting(LISTS_REFRESHED_KEY, self.now().isoformat())
+            self.store.audit.append(AuditEvent.LISTS_REFRESHED, actor=ACTOR, detail=counts)
+            self.store.delete_setting(LISTS_REFRESH_KEY)
+        # Fallbacks (same-named account, vendor by e-mail) may now resolve what was blocked.
+        from mlconnector.services.queue import replan_unsent
+
+        replan_unsent(self.store, self.config, today=self.now().date(), actor=ACTOR,
+                      why="QuickBooks lists refreshed")
+        self._check_postings(message, self._candidates(), self._cached_lookup())
+
+    def _verify(self, ticket: str, version: str) -> str | None:
+        if self._done(ticket, Kind.VERIFY) or self._done(ticket, Kind.LISTS):
+            return None
+        candidates = self._candidates()
+        if not any(p.state is S.QUEUED for p in candidates):
+            return None
+        names: dict[ListKind, set[str]] = {kind: set() for kind in ListKind}
+        for record in candidates:
+            assert record.posting is not None
+            for kind, refs in record.posting.references().items():
+                names[kind] |= refs
+        requests = [list_query(kind, sorted(refs), f"v-{kind.value}", version)
+                    for kind, refs in names.items() if refs]
+        xml = build_message(requests, version=version, on_error="continueOnError")
+        return self._store_message(ticket, Kind.VERIFY, xml, [p.id for p in candidates], [])
+
+    def _on_verify(self, message: Message, parsed: MessageResponse) -> None:
+        found: dict[tuple[ListKind, str], ListRecord] = {}
+        answered: set[ListKind] = set()
+        for answer in parsed.responses:
+            kind = _list_kind(answer)
+            if kind is None or not answer.action.processed:
+                continue
+            answered.add(kind)
+            for record in answer.records:
+                found[(kind, record.full_name.casefold())] = record
+        with self.store.atomic():
+            qb_lists.cache_records(self.store, found.values(), self.store.timestamp())
+        candidates = self._existing(message.posting_ids)
+        lookup = {key: rec for key, rec in found.items()}
+
+        def find(kind: ListKind, name: str) -> ListRecord | None | bool:
+            if kind not in answered:
+                return True  # QuickBooks did not answer for this list: QuickBooks itself will judge
+            return lookup.get((kind, name.casefold()))
+
+        self._check_postings(message, candidates, find)
+
+    def _cached_lookup(self) -> Callable[[ListKind, str], ListRecord | None | bool]:
+        cache = {(r.kind, r.full_name.casefold()): r for r in qb_lists.cached_records(self.store)}
+
+        def find(kind: ListKind, name: str) -> ListRecord | None | bool:
+            return cache.get((kind, name.casefold()))
+
+        return find
+
+    def _check_postings(
+        self,
+        message: Message,
+        candidates: Iterable[PostingRecord],
+        find: Callable[[ListKind, str], ListRecord | None | bool],
+    ) -> None:
+        verified: list[int] = []
+        for record in candidates:
+            if record.state not in (S.QUEUED, S.BLOCKED):
+                continue
+            assert record.posting is not None
+            problems, seen = [], {}
+            for kind, refs in record.posting.references().items():
+                for name in sorted(refs):
+                    hit = find(kind, name)
+                    if hit is None:
+                        problems.append(f'{kind.value} "{name}" does not exist in QuickBooks')
+                    elif isinstance(hit, ListRecord):
+                        seen[f"{kind.value}:{name}"] = {"list_id": hit.list_id, "edit_sequence": hit.edit_sequence,
+                                                        "is_active": hit.is_active}
+                        if not hit.is_active:
+                            problems.append(f'{kind.value} "{name}" is inactive in QuickBooks')
+            if problems:
+                reason = (f"QuickBooks check: {'; '.join(problems)} — make it active or create it in QuickBooks, "
+                          f"or change the mapping (mlconnector map list); {fix_hint(record.report_id)}")
+                if record.state is S.QUEUED or record.reason != reason:
+                    transition(self.store, record.id, S.BLOCKED, actor=ACTOR, reason=reason,
+                               detail={"references": seen})
+                continue
+            if record.state is S.BLOCKED:
+                transition(self.store, record.id, S.QUEUED, actor=ACTOR, reason=None,
+                           detail={"why": "QuickBooks check passed"})
+            self.store.audit.append(AuditEvent.REQUERIED, actor=ACTOR, report_id=record.report_id,
+                                    posting_id=record.id, detail={"references": seen})
+            verified.append(record.id)
+        with self.store.atomic():
+            # Only verified postings may be written in this session (see _write).
+            messages.mark_verified(self.store, message.id, verified)
+
+
+def _list_kind(answer: RequestResponse) -> ListKind | None:
+    prefix = answer.name.removesuffix("QueryRs").lower()
+    try:
+        return ListKind(prefix)
+    except ValueError:
+        return None
