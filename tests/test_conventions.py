@@ -11,7 +11,6 @@ import ast
 from pathlib import Path
 from typing import Any
 
-import pytest
 import typer.main
 
 from mlconnector.cli import app
@@ -96,7 +95,6 @@ def test_each_library_has_its_only_importers() -> None:
     assert problems == []
 
 
-@pytest.mark.xfail(strict=True, reason="the SQL of soap/, services/ is still moving into store/")
 def test_no_module_outside_store_touches_the_connection() -> None:
     problems = []
     for path in _modules():

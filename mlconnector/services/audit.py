@@ -10,9 +10,10 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
-from mlconnector.store.audit import AuditEvent, AuditRow
 from mlconnector.errors import UserError
 from mlconnector.store import Store
+from mlconnector.store.audit import AuditEvent, AuditRow
+from mlconnector.store.messages import message_text
 
 FORMATS = ("table", "json", "csv")
 
@@ -146,9 +147,7 @@ def check_chain(store: Store) -> ChainCheck:
         broken = store.audit.get(broken_id)
         gap = broken_id > 1 and store.audit.get(broken_id - 1) is None
         return ChainCheck(count, broken, rows_removed_before_broken=gap)
-    highest = store.conn.execute("SELECT COALESCE(MAX(id), 0) FROM audit").fetchone()[0]
-    row = store.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
-    written = int(row[0]) if row else 0
+    highest, written = store.audit.highest_ids()
     checked, altered = _check_messages(store)
     return ChainCheck(count, missing_at_end=max(0, written - int(highest)), messages=checked, altered_message=altered)
 
@@ -159,18 +158,17 @@ def _check_messages(store: Store) -> tuple[int, str | None]:
     Returns how many messages were checked and, for the first one that differs, a sentence.
     """
     checked: set[int] = set()
-    for event, digest_key, column in ((AuditEvent.MESSAGE_SENT, "request_sha256", "request_xml"),
-                                      (AuditEvent.MESSAGE_ANSWERED, "response_sha256", "response_xml")):
+    for event, digest_key, answer in ((AuditEvent.MESSAGE_SENT, "request_sha256", False),
+                                      (AuditEvent.MESSAGE_ANSWERED, "response_sha256", True)):
         for entry in store.audit.rows(event=event):
             digest = entry.detail.get(digest_key)
             message_id = entry.detail.get("message")
             if not digest or not isinstance(message_id, int):
                 continue
-            found = store.conn.execute(f"SELECT {column} FROM qbxml_messages WHERE id = ?", (message_id,)).fetchone()
-            what = "request" if column == "request_xml" else "answer"
-            if found is None:
+            exists, text = message_text(store, message_id, answer=answer)
+            if not exists:
                 return len(checked), f"qbXML message {message_id} was removed from the state file"
-            if found[0] is None or hashlib.sha256(str(found[0]).encode("utf-8")).hexdigest() != digest:
-                return len(checked), f"the {what} of qbXML message {message_id} was changed"
+            if text is None or hashlib.sha256(text.encode("utf-8")).hexdigest() != digest:
+                return len(checked), f"the {'answer' if answer else 'request'} of qbXML message {message_id} was changed"
             checked.add(message_id)
     return len(checked), None

@@ -8,13 +8,20 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mlconnector.store.audit import AuditEvent
-from mlconnector.config import Config, ExpensifyConfig, QbwcConfig, Secret, load_config, write_config
+from mlconnector.config import (
+    Config,
+    ExpensifyConfig,
+    QbwcConfig,
+    Secret,
+    load_config,
+    write_config,
+)
 from mlconnector.errors import ConfigError, ConfigProblem
 from mlconnector.models import PostingMode
 from mlconnector.passwords import hash_password
 from mlconnector.paths import ENV_QBWC_PASSWORD, Paths, make_private_dir
 from mlconnector.store import Store
+from mlconnector.store.audit import AuditEvent
 
 
 @dataclass(frozen=True)

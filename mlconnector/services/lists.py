@@ -12,12 +12,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlconnector.store.audit import AuditEvent
 from mlconnector.config import Config
 from mlconnector.errors import ExpensifyRetriableError
 from mlconnector.expensify import jobs
 from mlconnector.expensify.client import ExpensifyClient
 from mlconnector.store import Store
+from mlconnector.store.audit import AuditEvent
+from mlconnector.store.policy_lists import replace_policy_lists
 
 KINDS = ("category", "tag", "employee")
 
@@ -102,13 +103,8 @@ def refresh_policy_lists(store: Store, client: ExpensifyClient, config: Config) 
     for policy_id in policy_ids:
         entries = policy_entries(info.get(policy_id) or {})
         with store.atomic():
-            store.conn.execute("DELETE FROM expensify_lists WHERE policy_id = ?", (policy_id,))
-            store.conn.executemany(
-                "INSERT OR REPLACE INTO expensify_lists (policy_id, kind, name, enabled, detail, fetched_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [(policy_id, e.kind, e.name, int(e.enabled), json.dumps(dict(e.detail), sort_keys=True), now)
-                 for e in entries],
-            )
+            replace_policy_lists(store, policy_id, [
+                (e.kind, e.name, e.enabled, json.dumps(dict(e.detail), sort_keys=True)) for e in entries], now)
             counts = {kind: len({e.name for e in entries if e.kind == kind}) for kind in KINDS}
             store.audit.append(AuditEvent.LISTS_REFRESHED, actor="map refresh",
                                detail={"policy_id": policy_id, "found": policy_id in info, **counts})

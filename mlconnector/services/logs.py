@@ -10,7 +10,13 @@ import logging.handlers
 from io import TextIOWrapper
 from pathlib import Path
 
-from mlconnector.paths import PRIVATE_DIR, PRIVATE_FILE, create_private_file, make_private_dir, restrict
+from mlconnector.paths import (
+    PRIVATE_DIR,
+    PRIVATE_FILE,
+    create_private_file,
+    make_private_dir,
+    restrict,
+)
 from mlconnector.redact import redact_text
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

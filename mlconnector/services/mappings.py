@@ -12,19 +12,19 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mlconnector.store.audit import AuditEvent
 from mlconnector.errors import NotFoundError, UserError
 from mlconnector.mapping.rules import (
     MAX_TARGET_LENGTH,
-    Mappings,
     MappingKind,
+    Mappings,
     QbLists,
     QbRecord,
     normalize_source,
     storable,
 )
-from mlconnector.models import ListKind
-from mlconnector.store import Store
+from mlconnector.store import Store, qb_lists
+from mlconnector.store import mappings as store_mappings
+from mlconnector.store.audit import AuditEvent
 
 KINDS = ", ".join(k.value for k in MappingKind)
 
@@ -94,20 +94,12 @@ def validate(kind: str | MappingKind, source: str, target: str) -> MappingRow:
 
 def list_mappings(store: Store, kind: MappingKind | None = None) -> list[MappingRow]:
     """Stored mappings, by kind then source."""
-    sql = "SELECT kind, source, target, updated_at FROM mappings"
-    params: tuple[str, ...] = ()
-    if kind is not None:
-        sql += " WHERE kind = ?"
-        params = (kind.value,)
-    rows = store.conn.execute(sql + " ORDER BY kind, source", params)
+    rows = store_mappings.mapping_rows(store, kind.value if kind is not None else None)
     return [MappingRow(MappingKind(k), s, t, u) for k, s, t, u in rows if k in {m.value for m in MappingKind}]
 
 
 def _current(store: Store, kind: MappingKind, source: str) -> str | None:
-    row = store.conn.execute(
-        "SELECT target FROM mappings WHERE kind = ? AND source = ?", (kind.value, source)
-    ).fetchone()
-    return str(row[0]) if row else None
+    return store_mappings.current_target(store, kind.value, source)
 
 
 def _write(store: Store, row: MappingRow, actor: str) -> MappingChange:
@@ -115,11 +107,7 @@ def _write(store: Store, row: MappingRow, actor: str) -> MappingChange:
     change = MappingChange(row.kind, row.source, old, row.target)
     if not change.changed:
         return change
-    store.conn.execute(
-        "INSERT INTO mappings (kind, source, target, updated_at) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT(kind, source) DO UPDATE SET target = excluded.target, updated_at = excluded.updated_at",
-        (row.kind.value, row.source, row.target, store.timestamp()),
-    )
+    store_mappings.put_mapping(store, row.kind.value, row.source, row.target)
     _audit(store, change, actor)
     return change
 
@@ -155,7 +143,7 @@ def unset_mapping(store: Store, kind: str | MappingKind, source: str, *, actor: 
         old = _current(store, mk, key)
         if old is None:
             raise NotFoundError(f"no {mk} mapping for {key!r}", hint=f"see mlconnector map list --kind {mk}")
-        store.conn.execute("DELETE FROM mappings WHERE kind = ? AND source = ?", (mk.value, key))
+        store_mappings.delete_mapping(store, mk.value, key)
         change = MappingChange(mk, key, old, None)
         _audit(store, change, actor)
         return change
@@ -183,13 +171,8 @@ def import_mappings(store: Store, rows: Iterable[tuple[str, str, str]], *, actor
 
 def cached_lists(store: Store) -> QbLists:
     """The QuickBooks lists the Web Connector server cached in ``qb_lists``."""
-    records = []
-    for kind, full_name, is_active, email, list_id in store.conn.execute(
-        "SELECT kind, full_name, is_active, email, list_id FROM qb_lists"
-    ):
-        if kind in {k.value for k in ListKind}:
-            records.append(QbRecord(ListKind(kind), full_name, is_active is None or bool(is_active), email, list_id))
-    return QbLists.of(records)
+    return QbLists.of(QbRecord(r.kind, r.full_name, r.is_active, r.email, r.list_id)
+                      for r in qb_lists.cached_records(store))
 
 
 def load_mappings(store: Store, *, class_tag_level: int = 1, customer_tag_level: int = 2) -> Mappings:

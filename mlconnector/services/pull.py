@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from mlconnector.store.audit import AuditEvent
 from mlconnector.config import Config
 from mlconnector.errors import (
     ConfigError,
@@ -45,8 +44,14 @@ from mlconnector.expensify.parse import InvalidReport, iter_export
 from mlconnector.expensify.template import export_template, stamp_template
 from mlconnector.models import PostingState, Report
 from mlconnector.redact import redact_text
-from mlconnector.store.reports import SEEN_BY_QUICKBOOKS, SaveOutcome, save_report
-from mlconnector.store import Store
+from mlconnector.store import Store, dashboard, pulls
+from mlconnector.store.audit import AuditEvent
+from mlconnector.store.reports import (
+    SaveOutcome,
+    save_report,
+    seen_by_quickbooks,
+    stored_fingerprint,
+)
 
 log = logging.getLogger("mlconnector.services.pull")
 
@@ -339,19 +344,12 @@ def _store_all(store: Store, tmp: IO[bytes], total: int, summary: PullSummary, s
 
 def _preview(store: Store, report: Report) -> SaveOutcome:
     """What ``save_report`` would do, read-only (for ``--dry-run``)."""
-    row = store.conn.execute(
-        "SELECT fingerprint FROM reports WHERE report_id = ?", (report.report_id,)
-    ).fetchone()
-    if row is None:
+    stored = stored_fingerprint(store, report.report_id)
+    if stored is None:
         return SaveOutcome.NEW
-    if row[0] == report.fingerprint():
+    if stored == report.fingerprint():
         return SaveOutcome.UNCHANGED
-    marks = ",".join("?" for _ in SEEN_BY_QUICKBOOKS)
-    seen = store.conn.execute(
-        f"SELECT 1 FROM postings WHERE report_id = ? AND state IN ({marks}) LIMIT 1",
-        (report.report_id, *SEEN_BY_QUICKBOOKS),
-    ).fetchone()
-    return SaveOutcome.CHANGED_AFTER_POSTING if seen else SaveOutcome.CHANGED
+    return SaveOutcome.CHANGED_AFTER_POSTING if seen_by_quickbooks(store, report.report_id) else SaveOutcome.CHANGED
 
 
 # ------------------------------------------------------------------------------ waiting work
@@ -366,18 +364,10 @@ def waiting_for_a_person(store: Store) -> dict[str, Any]:
     ``reports`` counts each report once, ``postings`` is ``blocked + failed``; ``hint`` points at
     ``mlconnector status``. A scheduled pull exits 4 while ``postings`` is not 0.
     """
-    marks = ", ".join("?" for _ in WAITING_STATES)
     states = tuple(s.value for s in WAITING_STATES)
-    per_state = dict.fromkeys(states, 0)
-    for state, count in store.conn.execute(
-        f"SELECT state, COUNT(*) FROM postings WHERE state IN ({marks}) GROUP BY state", states
-    ):
-        per_state[str(state)] = int(count)
-    row = store.conn.execute(
-        f"SELECT COUNT(DISTINCT report_id) FROM postings WHERE state IN ({marks})", states
-    ).fetchone()
+    per_state = dashboard.postings_per_state(store, states)
     return {
-        "reports": int(row[0]) if row else 0, "postings": sum(per_state.values()),
+        "reports": dashboard.reports_in_states(store, states), "postings": sum(per_state.values()),
         "blocked": per_state[PostingState.BLOCKED.value], "failed": per_state[PostingState.FAILED.value],
         "hint": WAITING_HINT,
     }
@@ -388,16 +378,7 @@ def waiting_for_a_person(store: Store) -> dict[str, Any]:
 
 def reports_to_stamp(store: Store) -> list[str]:
     """Reports QuickBooks has accepted in full (every posting ``posted``) and not stamped yet."""
-    return [
-        row[0]
-        for row in store.conn.execute(
-            "SELECT r.report_id FROM reports r WHERE r.exported_stamped_at IS NULL"
-            " AND EXISTS (SELECT 1 FROM postings p WHERE p.report_id = r.report_id)"
-            " AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.report_id = r.report_id AND p.state != ?)"
-            " ORDER BY r.report_id",
-            (PostingState.POSTED.value,),
-        )
-    ]
+    return pulls.posted_not_stamped(store)
 
 
 def _stamp_posted(store: Store, client: ExpensifyClient, label: str, summary: PullSummary,
@@ -418,9 +399,7 @@ def _stamp_posted(store: Store, client: ExpensifyClient, label: str, summary: Pu
             return
         now = store.timestamp()
         with store.atomic():
-            store.conn.executemany(
-                "UPDATE reports SET exported_stamped_at = ? WHERE report_id = ?", [(now, rid) for rid in batch]
-            )
+            pulls.mark_stamped(store, batch, now)
             for report_id in batch:
                 store.audit.append(AuditEvent.STAMPED_EXPORTED, actor=ACTOR, report_id=report_id,
                                    detail={"label": label, "file": file_name})
@@ -435,8 +414,7 @@ def _stamp_posted(store: Store, client: ExpensifyClient, label: str, summary: Pu
 def _start_run(store: Store, summary: PullSummary, report_ids: tuple[str, ...] | list[str]) -> int:
     detail = {"windows": [w.as_dict() for w in summary.windows], "reports": list(report_ids)}
     with store.atomic():
-        cursor = store.conn.execute("INSERT INTO pulls (started_at) VALUES (?)", (store.timestamp(),))
-        pull_id = int(cursor.lastrowid or 0)
+        pull_id = pulls.start_pull(store)
         store.audit.append(AuditEvent.PULL_STARTED, actor=ACTOR, detail={"pull_id": pull_id, **detail})
     return pull_id
 
@@ -444,10 +422,7 @@ def _start_run(store: Store, summary: PullSummary, report_ids: tuple[str, ...] |
 def _finish_run(store: Store, summary: PullSummary, anchor: dt.date | None) -> None:
     counts = summary.counts()
     with store.atomic():
-        store.conn.execute(
-            "UPDATE pulls SET finished_at = ?, result = ?, summary = ? WHERE id = ?",
-            (store.timestamp(), summary.result, json.dumps(summary.as_dict(), sort_keys=True), summary.pull_id),
-        )
+        pulls.finish_pull(store, summary.pull_id, summary.result, json.dumps(summary.as_dict(), sort_keys=True))
         if anchor is not None:
             store.set_setting(LAST_PULL_SETTING, anchor.isoformat())
         store.audit.append(AuditEvent.PULL_FINISHED, actor=ACTOR,
@@ -458,10 +433,8 @@ def _fail_run(store: Store, summary: PullSummary, exc: BaseException) -> None:
     error = redact_text(f"{type(exc).__name__}: {exc}")[:500]
     try:
         with store.atomic():
-            store.conn.execute(
-                "UPDATE pulls SET finished_at = ?, result = 'failed', summary = ?, error = ? WHERE id = ?",
-                (store.timestamp(), json.dumps(summary.as_dict(), sort_keys=True), error, summary.pull_id),
-            )
+            pulls.finish_pull(store, summary.pull_id, "failed", json.dumps(summary.as_dict(), sort_keys=True),
+                              error)
             store.audit.append(AuditEvent.PULL_FAILED, actor=ACTOR,
                                detail={"pull_id": summary.pull_id, "error": error, **summary.counts()})
     except StoreError:

@@ -18,12 +18,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mlconnector.store.audit import AuditEvent
 from mlconnector.config import Config, QuickBooksConfig
-from mlconnector.mapping.rules import How, Mappings, MappingKind, normalize_source
-from mlconnector.services.mappings import load_mappings
+from mlconnector.mapping.rules import How, MappingKind, Mappings, normalize_source
 from mlconnector.models import Block, NonReimbursablePolicy, Plan, PostingState, Report
 from mlconnector.plan.core import PlanSettings, plan_report
+from mlconnector.services.mappings import load_mappings
+from mlconnector.store import Store, skips
+from mlconnector.store.audit import AuditEvent
 from mlconnector.store.postings import (
     add_blocked_report,
     add_posting,
@@ -31,8 +32,12 @@ from mlconnector.store.postings import (
     posting_to_json,
     postings_for_report,
 )
-from mlconnector.store.reports import load_report, unplanned_report_ids
-from mlconnector.store import Store
+from mlconnector.store.reports import (
+    load_report,
+    reports_not_seen_by_quickbooks,
+    reports_only_in,
+    unplanned_report_ids,
+)
 
 UNSENT = (PostingState.QUEUED, PostingState.BLOCKED)
 
@@ -99,13 +104,7 @@ def _skip_key(report_fingerprint: str, settings: PlanSettings) -> str:
 def reports_to_plan(store: Store, settings: PlanSettings | None = None) -> list[str]:
     """Unplanned reports, minus those already found to have nothing to post (report and settings unchanged)."""
     digest = _skip_key("", settings or PlanSettings())
-    skipped = {
-        r[0] for r in store.conn.execute(
-            "SELECT s.report_id FROM plan_skips s JOIN reports r ON r.report_id = s.report_id"
-            " WHERE s.fingerprint = r.fingerprint || ?",
-            (digest,),
-        )
-    }
+    skipped = skips.skipped_reports(store, digest)
     return [rid for rid in unplanned_report_ids(store) if rid not in skipped]
 
 
@@ -157,14 +156,7 @@ def replan_unsent(
 
 
 def _unsent_reports(store: Store) -> list[str]:
-    marks = ",".join("?" for _ in UNSENT)
-    rows = store.conn.execute(
-        "SELECT p.report_id FROM postings p JOIN reports r ON r.report_id = p.report_id"
-        " WHERE r.changed_after_posting = 0 GROUP BY p.report_id"
-        f" HAVING SUM(CASE WHEN p.state IN ({marks}) THEN 0 ELSE 1 END) = 0 ORDER BY p.report_id",
-        tuple(s.value for s in UNSENT),
-    )
-    return [r[0] for r in rows]
+    return reports_only_in(store, (s.value for s in UNSENT))
 
 
 def _run(
@@ -202,7 +194,7 @@ def _run(
 def _write(store: Store, report: Report, plan: Plan, actor: str, settings: PlanSettings) -> int:
     fingerprint = report.fingerprint()
     mode = settings.mode
-    store.conn.execute("DELETE FROM plan_skips WHERE report_id = ?", (report.report_id,))
+    skips.clear_skip(store, report.report_id)
     for note in plan.notes:
         store.audit.append(AuditEvent.NOTE, actor=actor, report_id=report.report_id, detail=_block_dict(note))
     if plan.blocked:
@@ -211,10 +203,7 @@ def _write(store: Store, report: Report, plan: Plan, actor: str, settings: PlanS
         return 0
     if not plan.postings:
         reason = plan.notes[-1].reason if plan.notes else "nothing to post"
-        store.conn.execute(
-            "INSERT INTO plan_skips (report_id, fingerprint, reason, at) VALUES (?, ?, ?, ?)",
-            (report.report_id, _skip_key(fingerprint, settings), reason, store.timestamp()),
-        )
+        skips.add_skip(store, report.report_id, _skip_key(fingerprint, settings), reason)
         return 0
     for posting in plan.postings:
         add_posting(store, posting, state=PostingState.QUEUED, report_fingerprint=fingerprint, actor=actor)
@@ -285,13 +274,7 @@ class MappingCheck:
 
 
 def _reports_not_seen_by_quickbooks(store: Store) -> list[str]:
-    return [
-        r[0] for r in store.conn.execute(
-            "SELECT report_id FROM reports r WHERE changed_after_posting = 0 AND NOT EXISTS ("
-            " SELECT 1 FROM postings p WHERE p.report_id = r.report_id AND p.state IN ('sent', 'in_doubt', 'posted'))"
-            " ORDER BY report_id"
-        )
-    ]
+    return reports_not_seen_by_quickbooks(store)
 
 
 def check_mappings(store: Store, config: Config | QuickBooksConfig) -> MappingCheck:

@@ -19,15 +19,31 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from mlconnector.store.audit import AuditEvent
 from mlconnector.config import Config, QuickBooksConfig
 from mlconnector.errors import NotFoundError, RefusedError
 from mlconnector.models import Plan, PostingState
 from mlconnector.plan.core import plan_report
-from mlconnector.services.queue import PlanSummary, block_reason, mappings_for, plan_and_queue, settings_for
-from mlconnector.store.postings import PostingRecord, delete_unsent_postings, posting_to_json, postings_for_report, transition
-from mlconnector.store.reports import load_report, seen_by_quickbooks
-from mlconnector.store import Store
+from mlconnector.services.queue import (
+    PlanSummary,
+    block_reason,
+    mappings_for,
+    plan_and_queue,
+    settings_for,
+)
+from mlconnector.store import Store, skips
+from mlconnector.store.audit import AuditEvent
+from mlconnector.store.postings import (
+    PostingRecord,
+    delete_unsent_postings,
+    posting_to_json,
+    postings_for_report,
+    transition,
+)
+from mlconnector.store.reports import (
+    changed_after_posting_flag,
+    load_report,
+    seen_by_quickbooks,
+)
 
 S = PostingState
 
@@ -110,22 +126,20 @@ def replay_report(
 
 
 def _check_replayable(store: Store, report_id: str) -> None:
-    row = store.conn.execute(
-        "SELECT changed_after_posting FROM reports WHERE report_id = ?", (report_id,)
-    ).fetchone()
-    if row is None:
+    changed = changed_after_posting_flag(store, report_id)
+    if changed is None:
         raise NotFoundError(
             f"report {report_id} is not in the state file",
             hint=f"check the ID with mlconnector status, or pull it with mlconnector pull --report {report_id}",
         )
-    if row[0] and not seen_by_quickbooks(store, report_id):
+    if changed and not seen_by_quickbooks(store, report_id):
         # The flag came from a look while a posting was out; nothing of it is in QuickBooks now, so the
         # edited version can simply be pulled (which re-plans it).
         raise RefusedError(
             f"report {report_id} was edited in Expensify while it was being posted; the stored copy is out of date",
             hint=f"fetch the edited version with mlconnector pull --report {report_id}; it is planned again",
         )
-    if row[0]:
+    if changed:
         # Its postings carry the report as it was; posting them again (or a new plan) could only
         # put a second, different transaction next to the one QuickBooks has.
         raise RefusedError(
@@ -183,7 +197,7 @@ def _replan(
         return _replay_unchanged(store, report_id, records, plan, actor)
     dropped = delete_unsent_postings(store, report_id)
     # A report planned to nothing is remembered so pulls do not re-plan it; replay is asked to.
-    store.conn.execute("DELETE FROM plan_skips WHERE report_id = ?", (report_id,))
+    skips.clear_skip(store, report_id)
     store.audit.append(
         AuditEvent.REPLAYED, actor=actor, report_id=report_id,
         detail={"what": "planned again with the current mappings", "unsent_postings_dropped": dropped,

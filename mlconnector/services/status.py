@@ -12,7 +12,7 @@ from mlconnector.config import load_config
 from mlconnector.errors import ConfigError
 from mlconnector.models import PostingState
 from mlconnector.paths import Paths
-from mlconnector.store import Store
+from mlconnector.store import Store, dashboard
 from mlconnector.store.ledger import all_duplicates
 
 
@@ -69,11 +69,7 @@ def web_connector_status(store: Store, takeover: dt.timedelta = dt.timedelta(min
     A session with a request inside QuickBooks makes new updates wait ("busy"): ``busy_until`` says
     until when, so a stalled update is explained rather than mysterious.
     """
-    row = store.conn.execute(
-        "SELECT state, created_at, last_seen_at, closed_at, last_error FROM qbwc_sessions"
-        " ORDER BY created_at DESC LIMIT 1"
-    ).fetchone()
-    session = dict(zip(("state", "started_at", "last_seen_at", "closed_at", "last_error"), row)) if row else None
+    session = dashboard.newest_session(store)
     if session is not None:
         awaiting = session["state"] == "awaiting_response"
         session["awaiting_answer"] = awaiting
@@ -91,21 +87,9 @@ def duplicates(store: Store, limit: int = ATTENTION_LIMIT) -> dict[str, Any]:
 
 def attention(store: Store, limit: int = ATTENTION_LIMIT) -> dict[str, Any]:
     """The blocked postings (by report) and the failed ones (newest first), each with its reason."""
-    blocked = [
-        {"report_id": r[0], "part": r[1], "part_count": r[2], "reason": r[3] or ""}
-        for r in store.conn.execute(
-            "SELECT report_id, part, part_count, reason FROM postings WHERE state = 'blocked'"
-            " ORDER BY report_id, part LIMIT ?", (limit,))
-    ]
-    failed = [
-        {"report_id": r[0], "part": r[1], "part_count": r[2], "ref_number": r[3], "reason": r[4] or "",
-         "qb_status_code": r[5], "qb_status_message": r[6], "at": r[7]}
-        for r in store.conn.execute(
-            "SELECT report_id, part, part_count, ref_number, reason, qb_status_code, qb_status_message, updated_at"
-            " FROM postings WHERE state = 'failed' ORDER BY updated_at DESC, id DESC LIMIT ?", (limit,))
-    ]
-    totals = dict(store.conn.execute(
-        "SELECT state, COUNT(*) FROM postings WHERE state IN ('blocked', 'failed') GROUP BY state").fetchall())
+    blocked = dashboard.blocked_postings(store, limit)
+    failed = dashboard.failed_postings(store, limit)
+    totals = dashboard.postings_per_state(store, ("blocked", "failed"))
     return {
         name: {"count": int(totals.get(name, 0)), "items": items, "more": int(totals.get(name, 0)) - len(items)}
         for name, items in (("blocked", blocked), ("failed", failed))
@@ -114,12 +98,7 @@ def attention(store: Store, limit: int = ATTENTION_LIMIT) -> dict[str, Any]:
 
 def report_counts(store: Store) -> dict[str, int]:
     """How many reports have a queued posting, and how many a blocked one."""
-    counts = {"queued": 0, "blocked": 0}
-    for state, count in store.conn.execute(
-        "SELECT state, COUNT(DISTINCT report_id) FROM postings WHERE state IN ('queued', 'blocked') GROUP BY state"
-    ):
-        counts[str(state)] = int(count)
-    return counts
+    return dashboard.reports_per_state(store, ("queued", "blocked"))
 
 
 def top_blocked_reasons(store: Store, limit: int = 5) -> list[dict[str, Any]]:
@@ -129,9 +108,7 @@ def top_blocked_reasons(store: Store, limit: int = 5) -> list[dict[str, Any]]:
     (report, expense, field) is dropped so the same problem in many reports counts as one.
     """
     reports_by_reason: dict[str, set[str]] = {}
-    for report_id, reason in store.conn.execute(
-        "SELECT report_id, reason FROM postings WHERE state = 'blocked' AND reason IS NOT NULL"
-    ):
+    for report_id, reason in dashboard.blocked_reasons(store):
         for line in str(reason).splitlines():
             text = line.split(": ", 1)[1] if ": " in line else line
             reports_by_reason.setdefault(text.strip(), set()).add(str(report_id))
@@ -141,10 +118,4 @@ def top_blocked_reasons(store: Store, limit: int = 5) -> list[dict[str, Any]]:
 
 def _pull_status(store: Store) -> dict[str, Any]:
     """The last pull and the reports edited in Expensify after QuickBooks got them."""
-    row = store.conn.execute(
-        "SELECT id, started_at, finished_at, result, error FROM pulls ORDER BY id DESC LIMIT 1"
-    ).fetchone()
-    last = dict(zip(("id", "started_at", "finished_at", "result", "error"), row)) if row else None
-    changed = [r[0] for r in store.conn.execute(
-        "SELECT report_id FROM reports WHERE changed_after_posting = 1 ORDER BY report_id")]
-    return {"last_pull": last, "changed_after_posting": changed}
+    return {"last_pull": dashboard.last_pull(store), "changed_after_posting": dashboard.changed_after_posting(store)}

@@ -200,6 +200,12 @@ class AuditLog:
         """The distinct event names present in the log."""
         return [str(r[0]) for r in self._conn.execute("SELECT DISTINCT event FROM audit ORDER BY event")]
 
+    def highest_ids(self) -> tuple[int, int]:
+        """(the highest id present, the highest id ever written): rows cut off the end show as a gap."""
+        highest = int(self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM audit").fetchone()[0])
+        row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
+        return highest, int(row[0]) if row else 0
+
     def verify(self) -> int | None:
         """The id of the first row whose hash chain is broken, or None when the log is intact."""
         prev_hash = GENESIS

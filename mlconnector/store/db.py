@@ -108,8 +108,8 @@ class Store:
         return self.now().isoformat(timespec="milliseconds")
 
     @contextmanager
-    def atomic(self) -> Iterator[sqlite3.Connection]:
-        """Run a block in one transaction (nested blocks become savepoints).
+    def atomic(self) -> Iterator[Store]:
+        """Run a block in one transaction (nested blocks become savepoints); yields the store itself.
 
         Raises:
             StoreError: SQLite failed; the whole block was rolled back.
@@ -125,7 +125,7 @@ class Store:
             raise StoreError(f"the state file is busy or read-only: {exc}") from exc
         self._depth += 1
         try:
-            yield self.conn
+            yield self
         except BaseException as exc:
             self._depth -= 1
             for statement in rollback.split("; "):

@@ -198,3 +198,34 @@ def unplanned_report_ids(store: Store) -> list[str]:
             " AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.report_id = r.report_id) ORDER BY report_id"
         )
     ]
+
+
+def stored_fingerprint(store: Store, report_id: str) -> str | None:
+    """The fingerprint the report was stored with, or None for a report never stored."""
+    row = store.conn.execute("SELECT fingerprint FROM reports WHERE report_id = ?", (report_id,)).fetchone()
+    return str(row[0]) if row else None
+
+
+def changed_after_posting_flag(store: Store, report_id: str) -> bool | None:
+    """Whether the report was edited in Expensify after QuickBooks got it; None when it is not stored."""
+    row = store.conn.execute(
+        "SELECT changed_after_posting FROM reports WHERE report_id = ?", (report_id,)).fetchone()
+    return None if row is None else bool(row[0])
+
+
+def reports_not_seen_by_quickbooks(store: Store) -> list[str]:
+    """Reports with no posting sent, in doubt or posted (and not changed after posting)."""
+    return [str(r[0]) for r in store.conn.execute(
+        "SELECT report_id FROM reports r WHERE changed_after_posting = 0 AND NOT EXISTS ("
+        " SELECT 1 FROM postings p WHERE p.report_id = r.report_id AND p.state IN ('sent', 'in_doubt', 'posted'))"
+        " ORDER BY report_id")]
+
+
+def reports_only_in(store: Store, states: Iterable[str]) -> list[str]:
+    """Reports all of whose postings are in ``states`` (and not changed after posting)."""
+    wanted = tuple(states)
+    marks = ",".join("?" for _ in wanted)
+    return [str(r[0]) for r in store.conn.execute(
+        "SELECT p.report_id FROM postings p JOIN reports r ON r.report_id = p.report_id"
+        " WHERE r.changed_after_posting = 0 GROUP BY p.report_id"
+        f" HAVING SUM(CASE WHEN p.state IN ({marks}) THEN 0 ELSE 1 END) = 0 ORDER BY p.report_id", wanted)]
