@@ -18,7 +18,7 @@ from mlconnector.models import (
     Side,
     TxnDateRule,
 )
-from mlconnector.plan.core import PlanSettings, bill_ref_number, journal_ref_number, plan_report, plan_reports
+from mlconnector.plan import PlanSettings, bill_ref_number, journal_ref_number, plan_report, plan_reports
 from mlconnector.qbxml.build import build_message, write_request
 
 from .factories import expense, report

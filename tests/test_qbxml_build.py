@@ -27,7 +27,7 @@ from mlconnector.qbxml.text import clean_text, format_amount, memo, truncate
 from mlconnector.qbxml.xml import choose_version
 
 from mlconnector.mapping.rules import Mappings
-from mlconnector.plan.core import PlanSettings, plan_report
+from mlconnector.plan import PlanSettings, plan_report
 
 from . import factories
 from .factories import bill

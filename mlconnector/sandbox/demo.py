@@ -38,7 +38,7 @@ from mlconnector.expensify.client import ExpensifyClient, RateLimiter
 from mlconnector.services.init import InitValues, initialize
 from mlconnector.models import PostingMode, PostingState
 from mlconnector.paths import Paths, resolve_paths
-from mlconnector.plan.core import plan_report
+from mlconnector.plan import plan_report
 from mlconnector.services.queue import mappings_for, plan_and_queue, settings_for
 from mlconnector.store.postings import postings_for_report, postings_in
 from mlconnector.services.pull import PullSummary, pull_reports

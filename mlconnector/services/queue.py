@@ -21,7 +21,7 @@ from typing import Any
 from mlconnector.config import Config, QuickBooksConfig
 from mlconnector.mapping.rules import How, MappingKind, Mappings, normalize_source
 from mlconnector.models import Block, NonReimbursablePolicy, Plan, PostingState, Report
-from mlconnector.plan.core import PlanSettings, plan_report
+from mlconnector.plan import PlanSettings, plan_report
 from mlconnector.services.mappings import load_mappings
 from mlconnector.store import Store, skips
 from mlconnector.store.audit import AuditEvent

@@ -22,7 +22,7 @@ from typing import Any
 from mlconnector.config import Config, QuickBooksConfig
 from mlconnector.errors import NotFoundError, RefusedError
 from mlconnector.models import Plan, PostingState
-from mlconnector.plan.core import plan_report
+from mlconnector.plan import plan_report
 from mlconnector.services.queue import (
     PlanSummary,
     block_reason,

@@ -1,0 +1,57 @@
+"""The pieces every qbXML request is built from: elements, name references, requestIDs, RefNumbers,
+and the ExternalGUID that marks a transaction as ml-connector's own."""
+
+from __future__ import annotations
+
+import uuid
+
+from lxml import etree
+
+from mlconnector.errors import QbxmlError
+from mlconnector.models import PlannedPosting
+from mlconnector.qbxml import text
+
+_GUID_NAMESPACE = uuid.UUID("6f1d0c3e-2f6b-4c41-9d7a-1b4d8e5f0a21")
+
+
+def sub(parent: etree._Element, tag: str, value: str | None = None) -> etree._Element:
+    """Append ``<tag>value</tag>`` to ``parent``."""
+    child = etree.SubElement(parent, tag)
+    if value is not None:
+        child.text = value
+    return child
+
+
+def ref(parent: etree._Element, tag: str, full_name: str, limit: int, what: str) -> None:
+    """Append ``<tag><FullName>…</FullName></tag>``, refusing a name QuickBooks would not take."""
+    sub(sub(parent, tag), "FullName", text.check_name(full_name, limit, what))
+
+
+def request(tag: str, request_id: str) -> etree._Element:
+    """A request element with its requestID (which the answer repeats)."""
+    if not request_id or len(request_id) > text.MAX_REQUEST_ID or text.clean_text(request_id) != request_id:
+        raise QbxmlError(f"requestID {request_id!r} must be 1 to {text.MAX_REQUEST_ID} plain characters")
+    return etree.Element(tag, requestID=request_id)
+
+
+def external_guid(posting: PlannedPosting) -> str:
+    """A GUID derived from the posting's idempotency key (report ID, part), in qbXML's GUIDTYPE form.
+
+    QuickBooks returns it on the transaction, so a recovery query can recognise our own posting.
+    """
+    return external_guid_for(posting.report_id, posting.part)
+
+
+def external_guid_for(report_id: str, part: int) -> str:
+    """:func:`external_guid` from the idempotency key alone (an answer is checked without the posting's body)."""
+    value = uuid.uuid5(_GUID_NAMESPACE, f"{report_id}\x1f{part}")
+    return "{" + str(value).upper() + "}"
+
+
+def ref_number(value: str, limit: int) -> str:
+    """The RefNumber, refused when empty, too long or not plain text."""
+    if not value or len(value) > limit or text.clean_text(value) != value:
+        raise QbxmlError(f"RefNumber {value!r} must be 1 to {limit} plain characters")
+    return value
+
+

@@ -1,0 +1,52 @@
+"""Bills (``BillAddRq``): reimbursable expenses owed to the employee's vendor, one expense line each."""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from mlconnector.errors import QbxmlError
+from mlconnector.models import Line, PlannedPosting, PostingMode
+from mlconnector.qbxml import text
+from mlconnector.qbxml.elements import external_guid, ref, ref_number, request, sub
+from mlconnector.qbxml.txns.kind import TxnKind
+from mlconnector.qbxml.xml import check_version
+
+
+def bill_add(posting: PlannedPosting, request_id: str, version: str) -> etree._Element:
+    """A ``BillAddRq`` for a bill posting: vendor, A/P account, date, RefNumber, memo, expense lines.
+
+    Raises:
+        QbxmlError: not a bill, an unsupported version, a name too long, or an invalid amount.
+    """
+    check_version(version)
+    if posting.mode is not PostingMode.BILL:
+        raise QbxmlError(f"posting {posting.report_id}/{posting.part} is a {posting.mode}, not a bill")
+    rq = request("BillAddRq", request_id)
+    bill = sub(rq, "BillAdd")
+    ref(bill, "VendorRef", posting.vendor, text.MAX_VENDOR_NAME, "vendor")
+    ref(bill, "APAccountRef", posting.account, text.MAX_ACCOUNT_NAME, "A/P account")
+    sub(bill, "TxnDate", posting.txn_date.isoformat())
+    sub(bill, "RefNumber", ref_number(posting.ref_number, text.MAX_BILL_REF_NUMBER))
+    if posting.memo:
+        sub(bill, "Memo", text.memo(posting.memo))
+    sub(bill, "ExternalGUID", external_guid(posting))
+    for line in posting.lines:
+        _expense_line(bill, line)
+    return rq
+
+
+def _expense_line(bill: etree._Element, line: Line) -> None:
+    el = sub(bill, "ExpenseLineAdd")
+    ref(el, "AccountRef", line.account, text.MAX_ACCOUNT_NAME, "account")
+    sub(el, "Amount", text.format_amount(line.amount))
+    if line.memo:
+        sub(el, "Memo", text.memo(line.memo))
+    if line.customer:
+        ref(el, "CustomerRef", line.customer, text.MAX_CUSTOMER_NAME, "customer")
+    if line.klass:
+        ref(el, "ClassRef", line.klass, text.MAX_CLASS_NAME, "class")
+    if line.customer:
+        sub(el, "BillableStatus", "Billable" if line.billable else "NotBillable")
+
+
+KIND = TxnKind(PostingMode.BILL, "Bill", bill_add)
