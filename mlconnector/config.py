@@ -19,7 +19,9 @@ from typing import Any
 from mlconnector.errors import ConfigError, ConfigProblem
 from mlconnector.models import NonReimbursablePolicy, PostingMode, TxnDateRule
 from mlconnector.paths import ENV_EXPENSIFY_SECRET
-from mlconnector.redact import Secret as Secret  # re-exported: callers know it as config.Secret
+from mlconnector.redact import (
+    Secret as Secret,  # re-exported: callers know it as config.Secret
+)
 
 DEFAULT_EXPENSIFY_URL = "https://integrations.expensify.com/Integration-Server/ExpensifyIntegrations"
 REPORT_STATES = ("OPEN", "SUBMITTED", "APPROVED", "REIMBURSED", "ARCHIVED")

@@ -11,7 +11,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from mlconnector.cli.app import _PullProgress, app
+from mlconnector.cli import app
+from mlconnector.cli.pull import _PullProgress
 from mlconnector.services.locking import exclusive
 from mlconnector.paths import resolve_paths
 from mlconnector.sandbox.expensify import ExpensifySimulator, demo_reports

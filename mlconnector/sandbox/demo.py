@@ -35,20 +35,20 @@ from typing import Any
 from mlconnector.config import Config, Secret, load_config, write_config
 from mlconnector.errors import MlConnectorError
 from mlconnector.expensify.client import ExpensifyClient, RateLimiter
-from mlconnector.services.init import InitValues, initialize
 from mlconnector.models import PostingMode, PostingState
 from mlconnector.paths import Paths, resolve_paths
 from mlconnector.plan import plan_report
-from mlconnector.services.queue import mappings_for, plan_and_queue, settings_for
-from mlconnector.store.postings import postings_for_report, postings_in
-from mlconnector.services.pull import PullSummary, pull_reports
 from mlconnector.redact import redact_text, register_secret
-from mlconnector.store.reports import load_report
 from mlconnector.sandbox import demo_sample as sample
 from mlconnector.sandbox.expensify import ExpensifySimulator
 from mlconnector.sandbox.quickbooks import QuickBooksSimulator, Txn, TxnLine
 from mlconnector.sandbox.webconnector import RunSummary, WebConnector
+from mlconnector.services.init import InitValues, initialize
+from mlconnector.services.pull import PullSummary, pull_reports
+from mlconnector.services.queue import mappings_for, plan_and_queue, settings_for
 from mlconnector.store import Store
+from mlconnector.store.postings import postings_for_report, postings_in
+from mlconnector.store.reports import load_report
 
 log = logging.getLogger("mlconnector.sandbox.demo")
 

@@ -26,8 +26,6 @@ class QwcUrlError(UserError):
     """The Web Connector would refuse this AppURL; the message names the QBWC code and the fix."""
 
 
-
-
 def check_app_url(url: str) -> QwcUrls:
     """Validate an AppURL the way the Web Connector will, and derive AppSupport from it.
 

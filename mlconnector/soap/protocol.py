@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-
 ACTOR = "serve"
 NOOP = "NoOp"
 

@@ -46,9 +46,9 @@ from mlconnector.soap.protocol import (
     SUPPORTED_QBXML_VERSIONS,
     SessionSettings,
     Work,
-    parse_version,
     choose_qbxml_version,
     minutes_text,
+    parse_version,
     unknown_ticket_text,
 )
 from mlconnector.store.audit import AuditEvent

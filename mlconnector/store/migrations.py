@@ -228,6 +228,7 @@ CREATE TABLE qbxml_message_items (
 CREATE INDEX qbxml_message_items_posting ON qbxml_message_items(posting_id);
 """
 
+
 def _postings_autoincrement(conn: sqlite3.Connection) -> None:
     """Rebuild ``postings`` with AUTOINCREMENT so a deleted posting's id is never handed out again.
 

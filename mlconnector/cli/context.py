@@ -1,0 +1,169 @@
+"""What every command shares: exit codes, the one-line error handling, the context, console and JSON."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+import typer
+
+from mlconnector.errors import (
+    ConfigError,
+    ExpensifyError,
+    MlConnectorError,
+)
+from mlconnector.paths import (
+    Paths,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from mlconnector.config import Config
+    from mlconnector.expensify.client import ExpensifyClient
+    from mlconnector.store import Store
+
+log = logging.getLogger("mlconnector.cli")
+
+
+class ExitCode(IntEnum):
+    """Exit codes of the user-facing contract (ARCHITECTURE.md)."""
+
+    OK = 0
+    USER = 1
+    USAGE = 2
+    UPSTREAM = 3
+    PARTIAL = 4
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=True, highlight=False)
+
+
+def exit_code_for(exc: MlConnectorError) -> ExitCode:
+    """The exit code for an error: 3 when an outside system failed, else 1."""
+    return ExitCode.UPSTREAM if isinstance(exc, ExpensifyError) else ExitCode.USER
+
+
+def print_error(exc: MlConnectorError) -> None:
+    err = console(stderr=True)
+    if isinstance(exc, ConfigError) and len(exc.problems) > 1:
+        for problem in exc.problems:
+            err.print(f"Error: {problem}", markup=False)
+    else:
+        err.print(f"Error: {exc}" + (f" — {exc.hint}" if exc.hint else ""), markup=False)
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Render MlConnectorError (and anything unexpected) as one line and exit with its code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except MlConnectorError as exc:
+            log.info("%s failed: %s", func.__name__, exc)
+            print_error(exc)
+            raise typer.Exit(exit_code_for(exc)) from None
+        except KeyboardInterrupt:
+            console(stderr=True).print("Interrupted; nothing half-done was kept.", markup=False)
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug: log the traceback, show the user one line
+            log.exception("unexpected error in %s", func.__name__)
+            from mlconnector.redact import redact_text
+
+            console(stderr=True).print(
+                f"Error: unexpected {type(exc).__name__}: {' '.join(redact_text(str(exc)).split())}"
+                " — details are in the log file",
+                markup=False,
+            )
+            raise typer.Exit(ExitCode.USER) from None
+
+    return wrapper
+
+
+@dataclass
+class AppContext:
+    """What the global options resolve to; config and store are opened on first use."""
+
+    paths: Paths
+    verbose: int = 0
+    _config: Config | None = field(default=None, repr=False)
+    _store: Store | None = field(default=None, repr=False)
+
+    def config(self) -> Config:
+        """The validated configuration (ConfigError when missing or invalid)."""
+        if self._config is None:
+            from mlconnector.config import load_config
+
+            self._config = load_config(self.paths.config_file)
+            from mlconnector.redact import register_secret
+
+            secret = self._config.expensify.partner_user_secret
+            register_secret(secret.reveal() if secret else None)
+        return self._config
+
+    def store(self) -> Store:
+        """The state file, opened and migrated."""
+        if self._store is None:
+            from mlconnector.store import Store
+
+            self._store = Store.open(self.paths.state_file)
+        return self._store
+
+    def close(self) -> None:
+        """Close the state file if it was opened."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def existing_store(app_ctx: AppContext) -> Store:
+    """The state file, which reading commands must not create."""
+    from mlconnector.errors import NotFoundError
+
+    if not app_ctx.paths.state_file.exists():
+        raise NotFoundError(f"no state file at {app_ctx.paths.state_file}", hint="run mlconnector init first")
+    return app_ctx.store()
+
+
+def expensify_client(config: Config) -> ExpensifyClient:
+    from mlconnector.expensify.client import ExpensifyClient
+
+    user, secret = config.require_expensify_credentials()
+    return ExpensifyClient(user, secret, config.expensify.url)
+
+
+def actor() -> str:
+    """Who is at the terminal, for the audit log."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name (some services and containers)
+        return "cli"
+
+
+def app_context(ctx: typer.Context) -> AppContext:
+    obj = ctx.obj
+    assert isinstance(obj, AppContext)
+    return obj
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+

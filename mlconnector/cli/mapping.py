@@ -1,0 +1,197 @@
+"""``mlconnector map …``: set, unset, list, import, export, check and refresh mappings."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+
+    from mlconnector.config import Config
+
+from mlconnector.cli.context import (
+    AppContext,
+    ExitCode,
+    actor,
+    app_context,
+    console,
+    existing_store,
+    expensify_client,
+    handle_errors,
+    print_json,
+)
+
+log = logging.getLogger("mlconnector.cli")
+
+map_app = typer.Typer(help="Map Expensify categories, tags and employees to QuickBooks names.", no_args_is_help=True)
+
+KIND_HELP = "category (→ account), class (tag → class), customer (tag → customer:job) or employee (email → vendor)."
+
+
+def _replan_after_mapping_change(app_ctx: AppContext, config: Config) -> None:
+    import datetime as dt
+
+    from mlconnector.services.queue import replan_unsent
+
+    summary = replan_unsent(app_ctx.store(), config, today=dt.date.today(), actor=actor())
+    if summary.queued or summary.blocked:
+        console().print(
+            f"Re-planned: {len(summary.queued)} report(s) queued, {len(summary.blocked_reports)} still blocked"
+            " (mlconnector map check shows why).",
+            markup=False,
+        )
+
+
+@map_app.command("set")
+@handle_errors
+def map_set(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help=KIND_HELP)],
+    source: Annotated[str, typer.Argument(help="The Expensify name: category, tag or submitter email.")],
+    target: Annotated[str, typer.Argument(help="The QuickBooks full name, e.g. 'Travel:Airfare'.")],
+) -> None:
+    """Map an Expensify name to a QuickBooks name (audited); blocked reports are planned again."""
+    from mlconnector.services.mappings import set_mapping
+
+    app_ctx = app_context(ctx)
+    config = app_ctx.config()
+    change = set_mapping(app_ctx.store(), kind, source, target, actor=actor())
+    was = f' (was "{change.old}")' if change.old is not None and change.changed else ""
+    same = " (unchanged)" if not change.changed else ""
+    console().print(f'Mapped {change.kind} "{change.source}" → "{change.new}"{was}{same}', markup=False)
+    if change.changed:
+        _replan_after_mapping_change(app_ctx, config)
+
+
+@map_app.command("unset")
+@handle_errors
+def map_unset(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help=KIND_HELP)],
+    source: Annotated[str, typer.Argument(help="The Expensify name whose mapping to remove.")],
+) -> None:
+    """Remove a mapping (audited); the name falls back to same-name or email matching."""
+    from mlconnector.services.mappings import unset_mapping
+
+    app_ctx = app_context(ctx)
+    config = app_ctx.config()
+    change = unset_mapping(app_ctx.store(), kind, source, actor=actor())
+    console().print(f'Removed {change.kind} "{change.source}" (was "{change.old}")', markup=False)
+    _replan_after_mapping_change(app_ctx, config)
+
+
+@map_app.command("list")
+@handle_errors
+def map_list(
+    ctx: typer.Context,
+    kind: Annotated[str | None, typer.Option("--kind", help="Only this kind: " + KIND_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the mappings as JSON.")] = False,
+) -> None:
+    """List the mappings."""
+    from mlconnector.services.mappings import list_mappings, parse_kind
+
+    rows = list_mappings(existing_store(app_context(ctx)), parse_kind(kind) if kind else None)
+    data = [{"kind": r.kind.value, "source": r.source, "target": r.target, "updated_at": r.updated_at} for r in rows]
+    if as_json:
+        print_json(data)
+        return
+    from mlconnector.cli.render import mappings_table
+
+    console().print(mappings_table(data))
+
+
+@map_app.command("import")
+@handle_errors
+def map_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A .csv (kind,source,target) or .toml ([kind] tables) file.")],
+) -> None:
+    """Add or change mappings from a file, all or none (mappings not in the file stay)."""
+    from mlconnector.mapping.files import read_file
+    from mlconnector.services.mappings import import_mappings
+
+    app_ctx = app_context(ctx)
+    config = app_ctx.config()
+    rows = read_file(file)
+    changes = import_mappings(app_ctx.store(), rows, actor=actor())
+    added = sum(1 for c in changes if c.old is None)
+    changed = sum(1 for c in changes if c.old is not None and c.changed)
+    console().print(
+        f"Imported {len(changes)} mapping(s) from {file.name}: {added} added, {changed} changed,"
+        f" {len(changes) - added - changed} unchanged",
+        markup=False,
+    )
+    if added or changed:
+        _replan_after_mapping_change(app_ctx, config)
+
+
+@map_app.command("export")
+@handle_errors
+def map_export(
+    ctx: typer.Context,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv or toml (default: from --output's extension, else csv).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Write every mapping as CSV or TOML; map import reads it back unchanged."""
+    from mlconnector.errors import UserError
+    from mlconnector.mapping.files import FORMATS, dumps, format_for
+    from mlconnector.services.mappings import list_mappings
+
+    chosen = (fmt or (format_for(output) if output else "csv")).lower()
+    if chosen not in FORMATS:
+        raise UserError(f"unknown format {chosen!r}", hint="use --format csv or --format toml")
+    rows = list_mappings(existing_store(app_context(ctx)))
+    text = dumps([(r.kind.value, r.source, r.target) for r in rows], chosen)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    # A byte-order mark makes Excel open a CSV as UTF-8 (names like "Café" stay intact).
+    output.write_text(text, encoding="utf-8-sig" if chosen == "csv" else "utf-8", newline="")
+    console(stderr=True).print(f"Wrote {len(rows)} mapping(s) to {output}", markup=False)
+
+
+@map_app.command("check")
+@handle_errors
+def map_check(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the check as JSON.")] = False,
+) -> None:
+    """Show how every name in pulled, unposted reports maps; exit 4 when one blocks a report."""
+    from mlconnector.services.queue import check_mappings
+
+    app_ctx = app_context(ctx)
+    check = check_mappings(existing_store(app_ctx), app_ctx.config())
+    if as_json:
+        print_json(check.as_dict())
+    else:
+        from mlconnector.cli.render import mapping_check_view
+
+        console().print(mapping_check_view(check.as_dict()))
+    if check.blocking:
+        raise typer.Exit(ExitCode.PARTIAL)
+
+
+@map_app.command("refresh")
+@handle_errors
+def map_refresh(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """Fetch each policy's categories, tags and employees from Expensify into the state file."""
+    from mlconnector.services.lists import refresh_policy_lists
+
+    app_ctx = app_context(ctx)
+    config = app_ctx.config()
+    with expensify_client(config) as client:
+        summary = refresh_policy_lists(app_ctx.store(), client, config)
+    if as_json:
+        print_json(summary.as_dict())
+        return
+    from mlconnector.cli.render_pull import lists_view
+
+    console().print(lists_view(summary.as_dict()))

@@ -1,0 +1,135 @@
+"""``mlconnector pull``: export, download, store, plan and stamp."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from mlconnector.config import Config
+    from mlconnector.services.queue import PlanSummary
+
+from mlconnector.cli.context import (
+    AppContext,
+    ExitCode,
+    app_context,
+    console,
+    expensify_client,
+    handle_errors,
+    print_json,
+)
+
+log = logging.getLogger("mlconnector.cli")
+
+
+class _PullProgress:
+    """Rich bars per stage on a terminal; nothing at all otherwise (Task Scheduler logs stay clean)."""
+
+    LABELS = {"stamp": "Stamping posted reports", "export": "Exporting", "download": "Downloading",
+              "parse": "Parsing", "store": "Storing"}
+
+    def __init__(self, console: Console, enabled: bool) -> None:
+        self.progress: Any = None
+        self.tasks: dict[str, Any] = {}
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+            )
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     console=console, transient=True)
+
+    def __enter__(self) -> _PullProgress:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __call__(self, stage: str, completed: int, total: int | None) -> None:
+        if self.progress is None:
+            return
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(self.LABELS.get(stage, stage), total=total)
+        self.progress.update(self.tasks[stage], completed=completed, total=total)
+
+
+def _day(value: datetime | None) -> date | None:
+    return value.date() if value is not None else None
+
+
+@handle_errors
+def pull(
+    ctx: typer.Context,
+    since: Annotated[
+        datetime | None,
+        typer.Option("--since", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="Export reports from this day."),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option("--until", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="Export reports up to this day."),
+    ] = None,
+    report: Annotated[
+        list[str] | None, typer.Option("--report", metavar="ID", help="Pull only this report ID (repeat for several).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Export, parse and validate, but store and stamp nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Export approved and closed reports from Expensify, store them, and queue them for QuickBooks.
+
+    First stamps reports QuickBooks has accepted as exported in Expensify (unless
+    expensify.mark_exported is false). Ends by planning every stored report not planned yet: it is
+    queued for the Web Connector, or blocked with the reason. Exits 4 when some reports were invalid,
+    or while any report in the state file is blocked or failed, from this pull or an earlier one
+    (mlconnector status lists them). A dry run shows that count too but exits 4 only for invalid
+    reports: it previews the export and plans nothing.
+    """
+    from mlconnector.services.locking import exclusive
+    from mlconnector.services.pull import pull_reports, waiting_for_a_person
+
+    app_ctx = app_context(ctx)
+    config = app_ctx.config()
+    client = expensify_client(config)
+    out = console()
+    with exclusive(app_ctx.paths.lock_file), client, _PullProgress(out, out.is_terminal and not as_json) as bars:
+        summary = pull_reports(
+            app_ctx.store(), client, config, since=_day(since), until=_day(until), report_ids=tuple(report or ()),
+            dry_run=dry_run, progress=bars,
+        )
+        # Planning happens under the same lock, so two runs never plan the same report twice.
+        plan = None if dry_run else _plan_pulled(app_ctx, config)
+        waiting = waiting_for_a_person(app_ctx.store())
+    data = summary.as_dict()
+    if plan is not None:
+        data["plan"] = plan.as_dict()
+    data["waiting"] = waiting
+    if as_json:
+        print_json(data)
+    else:
+        from mlconnector.cli.render_pull import pull_summary_view
+
+        out.print(pull_summary_view(data))
+    # A scheduled run must not report success while reports wait for a person, whichever pull blocked them.
+    if summary.invalid or (not dry_run and (waiting["postings"] or (plan is not None and plan.blocked))):
+        raise typer.Exit(ExitCode.PARTIAL)
+
+
+def _plan_pulled(app_ctx: AppContext, config: Config) -> PlanSummary:
+    """Plan and queue every stored report that has no posting yet (not only this pull's)."""
+    import datetime as dt
+
+    from mlconnector.services.queue import plan_and_queue
+
+    return plan_and_queue(app_ctx.store(), config, today=dt.date.today(), actor="pull")
