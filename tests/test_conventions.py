@@ -36,8 +36,8 @@ ONLY_IMPORTERS: dict[str, tuple[str, ...]] = {
     "sqlite3": ("store/",),
     "requests": ("expensify/", "sandbox/"),
     # qbXML and the .qwc file are built in qbxml/; SOAP envelopes at the SOAP edge; simulators aside.
-    "lxml": ("qbxml/", "soap/service.py", "soap/server.py", "soap/guard.py", "sandbox/"),
-    "spyne": ("soap/service.py", "soap/server.py", "soap/compat.py"),
+    "lxml": ("qbxml/", "soap/service.py", "soap/wsgi_app.py", "sandbox/"),
+    "spyne": ("soap/service.py", "soap/wsgi_app.py", "soap/compat.py"),
     "typer": ("cli/",),
     "rich": ("cli/",),
 }

@@ -12,14 +12,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 
-from mlconnector.errors import (
-    ConfigError,
-    ExpensifyError,
-    MlConnectorError,
-)
-from mlconnector.paths import (
-    Paths,
-)
+from mlconnector.errors import ConfigError, ExpensifyError, MlConnectorError
+from mlconnector.paths import Paths
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -9,18 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
-from mlconnector.cli.context import (
-    app_context,
-    console,
-    handle_errors,
-)
-from mlconnector.errors import (
-    RefusedError,
-)
-from mlconnector.paths import (
-    ENV_EXPENSIFY_SECRET,
-    ENV_QBWC_PASSWORD,
-)
+from mlconnector.cli.context import app_context, console, handle_errors
+from mlconnector.errors import RefusedError
+from mlconnector.paths import ENV_EXPENSIFY_SECRET, ENV_QBWC_PASSWORD
 
 log = logging.getLogger("mlconnector.cli")
 

@@ -8,16 +8,8 @@ from typing import Annotated
 
 import typer
 
-from mlconnector.cli.context import (
-    app_context,
-    console,
-    handle_errors,
-)
-from mlconnector.errors import (
-    ConfigError,
-    ConfigProblem,
-    RefusedError,
-)
+from mlconnector.cli.context import app_context, console, handle_errors
+from mlconnector.errors import ConfigError, ConfigProblem, RefusedError
 
 log = logging.getLogger("mlconnector.cli")
 

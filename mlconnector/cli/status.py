@@ -7,12 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mlconnector.cli.context import (
-    app_context,
-    console,
-    handle_errors,
-    print_json,
-)
+from mlconnector.cli.context import app_context, console, handle_errors, print_json
 
 log = logging.getLogger("mlconnector.cli")
 

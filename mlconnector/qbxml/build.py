@@ -21,12 +21,7 @@ from lxml import etree
 from mlconnector.errors import QbxmlError
 from mlconnector.models import ListKind, PlannedPosting, PostingMode
 from mlconnector.qbxml import text
-from mlconnector.qbxml.elements import (
-    external_guid,
-    external_guid_for,
-    request,
-    sub,
-)
+from mlconnector.qbxml.elements import external_guid, external_guid_for, request, sub
 from mlconnector.qbxml.txns import txn_kind
 from mlconnector.qbxml.txns.bill import bill_add
 from mlconnector.qbxml.txns.journal import journal_entry_add

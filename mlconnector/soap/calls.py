@@ -11,11 +11,7 @@ from typing import Any, TypeVar
 from mlconnector.errors import MlConnectorError
 from mlconnector.redact import ticket_ref as _ticket_ref
 from mlconnector.soap.logins import LoginGuard
-from mlconnector.soap.protocol import (
-    ACTOR,
-    SessionSettings,
-    Work,
-)
+from mlconnector.soap.protocol import ACTOR, SessionSettings, Work
 from mlconnector.store import Store
 from mlconnector.store.audit import AuditEvent
 from mlconnector.store.sessions import (

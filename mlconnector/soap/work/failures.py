@@ -7,9 +7,7 @@ import json
 from collections.abc import Sequence
 
 from mlconnector.errors import NotFoundError
-from mlconnector.qbxml.build import (
-    external_guid_for,
-)
+from mlconnector.qbxml.build import external_guid_for
 from mlconnector.qbxml.parse import MessageResponse, TxnRecord
 from mlconnector.soap.work.core import (
     ACTOR,

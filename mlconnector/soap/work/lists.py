@@ -10,10 +10,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 
 from mlconnector.models import ListKind
-from mlconnector.qbxml.build import (
-    build_message,
-    list_query,
-)
+from mlconnector.qbxml.build import build_message, list_query
 from mlconnector.qbxml.parse import ListRecord, MessageResponse, RequestResponse
 from mlconnector.soap.work.core import (
     ACTOR,
@@ -30,10 +27,7 @@ from mlconnector.soap.work.core import (
 from mlconnector.store import messages, qb_lists
 from mlconnector.store.audit import AuditEvent
 from mlconnector.store.messages import Kind, Message
-from mlconnector.store.postings import (
-    PostingRecord,
-    transition,
-)
+from mlconnector.store.postings import PostingRecord, transition
 
 
 class ListsAndVerify(WorkBase):

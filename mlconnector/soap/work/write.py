@@ -11,10 +11,7 @@ from collections.abc import Sequence
 
 from mlconnector.errors import QbxmlError
 from mlconnector.qbxml.batch import BatchItem, build_batch
-from mlconnector.qbxml.build import (
-    external_guid_for,
-    write_request,
-)
+from mlconnector.qbxml.build import external_guid_for, write_request
 from mlconnector.qbxml.parse import MessageResponse, RequestResponse
 from mlconnector.qbxml.status import Action
 from mlconnector.soap.work.core import (
