@@ -1,0 +1,149 @@
+"""The simulator's state, declared once so each part (lists, bills, journal entries) can use it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+from collections.abc import Callable, Iterable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from lxml import etree
+
+from mlconnector.sandbox.quickbooks.records import (
+    LIST_KINDS,
+    Hold,
+    ListItem,
+    RequestFailed,
+    Status,
+    Txn,
+    add_child,
+    add_ref,
+    child_text,
+    money_text,
+    qb_time,
+)
+
+
+class SimulatorBase:
+    """What every part of the simulator shares: the company's state (set up in ``__init__``)."""
+
+    def __init__(
+        self,
+        *,
+        schema_dir: Path | str | None = None,
+        max_qbxml_version: str = "13.0",
+        company_name: str = "Acme Corp",
+        now: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self.schema_dir = Path(schema_dir) if schema_dir else None
+        self.max_qbxml_version = max_qbxml_version
+        self.company_name = company_name
+        self.now = now or (lambda: dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
+        self.lists: dict[str, dict[str, ListItem]] = {kind: {} for kind in LIST_KINDS}
+        self.transactions: list[Txn] = []
+        self.requests: list[str] = []
+        self.responses: list[str] = []
+        self.parse_errors: list[str] = []
+        self.message_set_notes: list[str] = []  # why a message set got a non-zero messageSetStatusCode
+        self.parse_failures = 0
+        # Messages QuickBooks refuses whole, as unparsable (0x80040400), for as long as this says so.
+        self.refuse_when: Callable[[str], bool] | None = None
+        self._holds: list[Hold] = []
+        self._forced: dict[str, list[Status]] = {}
+        self._recovery: dict[str, tuple[str, str]] = {}  # message set ID -> (checksum, response text)
+        # iteratorID -> the records not handed out yet (QuickBooks keeps them for the session)
+        self._iterators: dict[str, list[ListItem]] = {}
+        self._iterator_count = itertools.count(1)
+        self._ids = itertools.count(0x10001)
+        self._txn_numbers = itertools.count(1)
+
+    def _new_id(self) -> str:
+        return f"{next(self._ids):X}-1700000000"
+
+    def _resolve(self, ref: etree._Element | None, kinds: Iterable[str], label: str, txn_label: str,
+                 *, required: bool = False) -> ListItem | None:
+        if ref is None:
+            if required:
+                raise RequestFailed(3150, f'There is a missing element: "{label}Ref".')
+            return None
+        list_id, full_name = child_text(ref, "ListID"), child_text(ref, "FullName")
+        for kind in kinds:
+            if list_id:  # ListID wins when both are given
+                match = next((i for i in self.lists[kind].values() if i.list_id == list_id), None)
+            else:
+                match = self.lists[kind].get((full_name or "").casefold())
+            if match is not None and match.is_active:
+                return match
+        shown = list_id or full_name or ""
+        raise RequestFailed(3140, f'There is an invalid reference to QuickBooks {label} "{shown}" in the {txn_label}.')
+
+    def _amount(self, node: etree._Element, field_name: str = "Amount") -> Decimal:
+        text = child_text(node, field_name) or ""
+        if not re.fullmatch(r"[+\-]?[0-9]{1,13}(\.[0-9]{2})?", text):
+            raise RequestFailed(3040, f'There was an error when converting the amount "{text}" in the field "{field_name}".')
+        try:
+            return Decimal(text)
+        except InvalidOperation:
+            raise RequestFailed(3040, f'Invalid amount "{text}".') from None
+
+    def _txn_ret(self, txn: Txn, *, include_lines: bool) -> etree._Element:
+        ret = etree.Element("BillRet" if txn.kind == "Bill" else "JournalEntryRet")
+        add_child(ret, "TxnID", txn.txn_id)
+        add_child(ret, "TimeCreated", qb_time(txn.created))
+        add_child(ret, "TimeModified", qb_time(txn.created))
+        add_child(ret, "EditSequence", txn.edit_sequence)
+        add_child(ret, "TxnNumber", txn.txn_number)
+        if txn.kind == "Bill":
+            add_ref(ret, "VendorRef", self.item("vendor", txn.vendor or ""), txn.vendor)
+            add_ref(ret, "APAccountRef", self.item("account", txn.ap_account or ""), txn.ap_account)
+            add_child(ret, "TxnDate", txn.txn_date)
+            add_child(ret, "DueDate", txn.due_date)
+            add_child(ret, "AmountDue", money_text(txn.total))
+            add_child(ret, "RefNumber", txn.ref_number or None)
+            add_child(ret, "Memo", txn.memo or None)
+            add_child(ret, "IsPaid", "false")
+            add_child(ret, "ExternalGUID", txn.external_guid)
+            if include_lines:
+                for line in txn.lines:
+                    lr = etree.SubElement(ret, "ExpenseLineRet")
+                    add_child(lr, "TxnLineID", line.txn_line_id)
+                    add_ref(lr, "AccountRef", self.item("account", line.account), line.account)
+                    add_child(lr, "Amount", money_text(line.amount))
+                    add_child(lr, "Memo", line.memo or None)
+                    if line.customer:
+                        add_ref(lr, "CustomerRef", self.item("customer", line.customer), line.customer)
+                    if line.klass:
+                        add_ref(lr, "ClassRef", self.item("class", line.klass), line.klass)
+                    add_child(lr, "BillableStatus", line.billable_status)
+            add_child(ret, "OpenAmount", money_text(txn.total))
+        else:
+            add_child(ret, "TxnDate", txn.txn_date)
+            add_child(ret, "RefNumber", txn.ref_number or None)
+            add_child(ret, "IsAdjustment", "false")
+            add_child(ret, "ExternalGUID", txn.external_guid)
+            if include_lines:
+                for line in txn.lines:
+                    lr = etree.SubElement(ret, "JournalDebitLine" if line.side == "debit" else "JournalCreditLine")
+                    add_child(lr, "TxnLineID", line.txn_line_id)
+                    add_ref(lr, "AccountRef", self.item("account", line.account), line.account)
+                    add_child(lr, "Amount", money_text(line.amount))
+                    add_child(lr, "Memo", line.memo or None)
+                    if line.customer:
+                        entity = self.item("vendor", line.customer) or self.item("customer", line.customer)
+                        add_ref(lr, "EntityRef", entity, line.customer)
+                    if line.klass:
+                        add_ref(lr, "ClassRef", self.item("class", line.klass), line.klass)
+                    add_child(lr, "BillableStatus", line.billable_status)
+        return ret
+
+    def item(self, kind: str, full_name: str) -> ListItem | None:
+        """A list item by kind and full name (case-insensitive)."""
+        return self.lists[kind].get(full_name.casefold())
+
+    def find_txns(self, ref_number: str | None = None, kind: str | None = None) -> list[Txn]:
+        """Saved transactions, optionally by RefNumber (case-insensitive) and kind (Bill, JournalEntry)."""
+        return [t for t in self.transactions
+                if (ref_number is None or t.ref_number.casefold() == ref_number.casefold())
+                and (kind is None or t.kind == kind)]
