@@ -11,11 +11,13 @@ import datetime as dt
 import os
 import tempfile
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlconnector import config_values as values
+from mlconnector.config_values import Parser
 from mlconnector.errors import ConfigError, ConfigProblem
 from mlconnector.models import NonReimbursablePolicy, PostingMode, TxnDateRule
 from mlconnector.paths import ENV_EXPENSIFY_SECRET
@@ -24,7 +26,6 @@ from mlconnector.redact import (
 )
 
 DEFAULT_EXPENSIFY_URL = "https://integrations.expensify.com/Integration-Server/ExpensifyIntegrations"
-REPORT_STATES = ("OPEN", "SUBMITTED", "APPROVED", "REIMBURSED", "ARCHIVED")
 QBXML_VERSIONS = ("13.0", "16.0")
 
 
@@ -124,142 +125,53 @@ class Config:
         return self.qbwc.username, self.qbwc.password_hash
 
 
-# --- value parsers: each returns the typed value or raises ValueError with the problem text ---
-
-Parser = Callable[[Any], Any]
-
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be text, not {type(value).__name__}")
-    return value
-
-
-def _nonempty(value: Any) -> str:
-    text = _str(value).strip()
-    if not text:
-        raise ValueError("must not be empty")
-    return text
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("must be true or false")
-    return value
-
-
-def _int_range(low: int, high: int) -> Parser:
-    def parse(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be a whole number from {low} to {high}")
-        if not low <= value <= high:
-            raise ValueError(f"must be from {low} to {high}, not {value}")
-        return value
-
-    return parse
-
-
-def _choice(*choices: str) -> Parser:
-    def parse(value: Any) -> str:
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}, not {value!r}")
-        return str(value)
-
-    return parse
-
-
-def _date(value: Any) -> dt.date | None:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if value == "":
-        return None
-    try:
-        return dt.date.fromisoformat(_str(value))
-    except ValueError:
-        raise ValueError(f"must be a date YYYY-MM-DD, not {value!r}") from None
-
-
-def _url(value: Any) -> str:
-    text = _nonempty(value)
-    if not text.startswith(("https://", "http://")):
-        raise ValueError(f"must start with https:// (got {text!r})")
-    return text
-
-
-def _optional_url(value: Any) -> str:
-    return "" if value == "" else _url(value)
-
-
-def _str_list(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [v for v in value.split(",") if v.strip()]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError("must be a list of text values")
-    return tuple(v.strip() for v in value)
-
-
-def _report_states(value: Any) -> tuple[str, ...]:
-    states = tuple(s.upper() for s in _str_list(value))
-    bad = [s for s in states if s not in REPORT_STATES]
-    if bad or not states:
-        raise ValueError(f"must list states from {', '.join(REPORT_STATES)} (bad: {', '.join(bad) or 'empty'})")
-    return states
-
-
-def _secret(value: Any) -> Secret | None:
-    text = _str(value)
-    return Secret(text) if text else None
-
-
 _SECTIONS: dict[str, tuple[type[Any], dict[str, tuple[Parser, str]]]] = {
     "expensify": (
         ExpensifyConfig,
         {
-            "partner_user_id": (_str, "your Expensify partnerUserID, like aa_name_domain_com"),
-            "partner_user_secret": (_secret, f"or set {ENV_EXPENSIFY_SECRET}"),
-            "url": (_url, "the Integration Server URL"),
-            "report_states": (_report_states, 'for example ["APPROVED", "REIMBURSED", "ARCHIVED"]'),
-            "start_date": (_date, "for example 2026-01-01"),
-            "policy_ids": (_str_list, 'for example ["0810E551A5F2A9C2"]'),
-            "export_label": (_nonempty, "the label stamped on reports once posted"),
-            "mark_exported": (_bool, "true or false"),
+            "partner_user_id": (values.as_text, "your Expensify partnerUserID, like aa_name_domain_com"),
+            "partner_user_secret": (values.secret, f"or set {ENV_EXPENSIFY_SECRET}"),
+            "url": (values.url, "the Integration Server URL"),
+            "report_states": (values.report_states, 'for example ["APPROVED", "REIMBURSED", "ARCHIVED"]'),
+            "start_date": (values.date, "for example 2026-01-01"),
+            "policy_ids": (values.text_list, 'for example ["0810E551A5F2A9C2"]'),
+            "export_label": (values.nonempty, "the label stamped on reports once posted"),
+            "mark_exported": (values.boolean, "true or false"),
         },
     ),
     "quickbooks": (
         QuickBooksConfig,
         {
-            "mode": (lambda v: PostingMode(_choice("bill", "journal")(v)), 'use "bill" or "journal"'),
+            "mode": (lambda x: PostingMode(values.choice("bill", "journal")(x)), 'use "bill" or "journal"'),
             "txn_date": (
-                lambda v: TxnDateRule(_choice(*(r.value for r in TxnDateRule))(v)),
+                lambda x: TxnDateRule(values.choice(*(r.value for r in TxnDateRule))(x)),
                 "use last_expense, submitted, approved or posting_day",
             ),
-            "ap_account": (_nonempty, "the A/P account's full name in QuickBooks"),
-            "journal_credit_account": (_nonempty, "the account journal entries credit"),
-            "qbxml_version": (_choice(*QBXML_VERSIONS), 'use "13.0" or "16.0"'),
-            "max_lines_per_txn": (_int_range(1, 10_000), "for example 250"),
-            "max_lines_per_message": (_int_range(1, 100_000), "for example 500"),
-            "class_tag_level": (_int_range(0, 9), "0 turns classes off"),
-            "customer_tag_level": (_int_range(0, 9), "0 turns customers off"),
+            "ap_account": (values.nonempty, "the A/P account's full name in QuickBooks"),
+            "journal_credit_account": (values.nonempty, "the account journal entries credit"),
+            "qbxml_version": (values.choice(*QBXML_VERSIONS), 'use "13.0" or "16.0"'),
+            "max_lines_per_txn": (values.int_range(1, 10_000), "for example 250"),
+            "max_lines_per_message": (values.int_range(1, 100_000), "for example 500"),
+            "class_tag_level": (values.int_range(0, 9), "0 turns classes off"),
+            "customer_tag_level": (values.int_range(0, 9), "0 turns customers off"),
             "non_reimbursable": (
-                lambda v: NonReimbursablePolicy(_choice("exclude", "journal")(v)),
+                lambda x: NonReimbursablePolicy(values.choice("exclude", "journal")(x)),
                 'use "exclude" or "journal"',
             ),
-            "card_account": (_str, "the credit card account's full name"),
-            "company_file": (_str, 'leave "" to use the company file open in QuickBooks'),
+            "card_account": (values.as_text, "the credit card account's full name"),
+            "company_file": (values.as_text, 'leave "" to use the company file open in QuickBooks'),
         },
     ),
     "qbwc": (
         QbwcConfig,
         {
-            "username": (_nonempty, "the user name the Web Connector sends"),
-            "password_hash": (_str, "set it with mlconnector init --force"),
-            "host": (_nonempty, "for example 127.0.0.1"),
-            "port": (_int_range(1, 65535), "for example 8080"),
-            "public_url": (_optional_url, "for example https://qb.example.com/qbwc"),
-            "run_every_minutes": (_int_range(1, 1440), "for example 15"),
-            "takeover_after_minutes": (_int_range(1, 1440), "for example 10"),
+            "username": (values.nonempty, "the user name the Web Connector sends"),
+            "password_hash": (values.as_text, "set it with mlconnector init --force"),
+            "host": (values.nonempty, "for example 127.0.0.1"),
+            "port": (values.int_range(1, 65535), "for example 8080"),
+            "public_url": (values.optional_url, "for example https://qb.example.com/qbwc"),
+            "run_every_minutes": (values.int_range(1, 1440), "for example 15"),
+            "takeover_after_minutes": (values.int_range(1, 1440), "for example 10"),
         },
     ),
 }

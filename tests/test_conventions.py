@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mlconnector"
 # <- sandbox (simulators and the demo, which drive the whole stack) <- cli.
 RANKS: dict[str, int] = {
     "errors": 0, "models": 0, "redact": 0, "passwords": 0, "paths": 0, "__init__": 0,
-    "config": 1,
+    "config": 1, "config_values": 1,
     "mapping": 2, "plan": 2,
     "expensify": 3, "qbxml": 3,
     "store": 4,

@@ -29,20 +29,19 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from mlconnector.sandbox.expensify_data import demo_policies, demo_report, demo_reports
+from mlconnector.sandbox.expensify_wire import (
+    RATE_LIMIT_MESSAGE,
+    TOMCAT_500,
+    env,
+    failure,
+    job_type_of,
+)
 from mlconnector.sandbox.export_render import render_export, render_stamp
 
 __all__ = ["ExpensifySimulator", "RecordedRequest", "SimReport", "demo_policies", "demo_report", "demo_reports"]
 
 EXPORT_MARKER = "mlconnector-export v1"
 STAMP_MARKER = "mlconnector-stamp v1"
-RATE_LIMIT_MESSAGE = (
-    "You have been rate-limited. Please try again later or contact help@expensify.com for assistance."
-)
-TOMCAT_500 = (
-    "<!doctype html><html lang=\"en\"><head><title>HTTP Status 500 - {what}</title></head>"
-    "<body><h1>HTTP Status 500 - {what}</h1><hr class=\"line\" /><p><b>Type</b> Exception Report</p>"
-    "<h3>Apache Tomcat</h3></body></html>"
-)
 FAILURES = (
     "auth", "http_401", "http_403", "validation", "rate_limit_http", "rate_limit_body", "server_error_body",
     "http_500", "http_503", "html", "drop",
@@ -193,11 +192,11 @@ class ExpensifySimulator:
         with self._lock:
             now = self.clock()
             limited = self._over_limit(now)
-            job_type = _job_type(form.get("requestJobDescription", ""))
+            job_type = job_type_of(form.get("requestJobDescription", ""))
             if limited:
-                answer = (429, "application/json", _env(RATE_LIMIT_MESSAGE, 429))
+                answer = (429, "application/json", env(RATE_LIMIT_MESSAGE, 429))
             elif self._failures:
-                answer = _failure(*self._failures.pop(0))
+                answer = failure(*self._failures.pop(0))
             else:
                 answer = self._dispatch(form)
             self.requests.append(RecordedRequest(now, job_type, answer[0], limited, dict(form)))
@@ -221,7 +220,7 @@ class ExpensifySimulator:
         given = (creds.get("partnerUserID"), creds.get("partnerUserSecret"))
         if given != (self.partner_user_id, self.partner_user_secret):
             message = "Authentication error: wrong partnerUserID or partnerUserSecret"
-            return 200, "text/plain;charset=utf-8", _env(message, 401)
+            return 200, "text/plain;charset=utf-8", env(message, 401)
         kind = job.get("type")
         if kind == "file":
             return self._export(job, form.get("template"))
@@ -229,22 +228,22 @@ class ExpensifySimulator:
             return self._download(job)
         if kind == "get":
             return self._get(job)
-        return 200, "text/plain;charset=utf-8", _env("Argument 'type' is missing or malformed", 410)
+        return 200, "text/plain;charset=utf-8", env("Argument 'type' is missing or malformed", 410)
 
     def _export(self, job: dict[str, Any], template: str | None) -> tuple[int, str, bytes]:
         if not template:
-            return 200, "text/plain;charset=utf-8", _env("No Template Submitted", 410)
+            return 200, "text/plain;charset=utf-8", env("No Template Submitted", 410)
         settings = job.get("inputSettings") or {}
         filters = settings.get("filters") or {}
         problem = _check_filters(filters)
         if problem:
-            return 200, "text/plain;charset=utf-8", _env(problem, 410)
+            return 200, "text/plain;charset=utf-8", env(problem, 410)
         if EXPORT_MARKER in template:
             render = render_export
         elif STAMP_MARKER in template:
             render = render_stamp
         else:
-            return 200, "text/plain;charset=utf-8", _env("the simulator renders only ml-connector's templates", 410)
+            return 200, "text/plain;charset=utf-8", env("the simulator renders only ml-connector's templates", 410)
         states = {s.strip().upper() for s in str(settings.get("reportState", "")).split(",") if s.strip()}
         chosen = [r for r in self.reports.values() if _matches(r, filters, states)]
         output = job.get("outputSettings") or {}
@@ -278,44 +277,14 @@ class ExpensifySimulator:
             ]
             return 200, "text/plain;charset=utf-8", json.dumps({"policyList": policies, "responseCode": 200}).encode()
         if settings.get("type") != "policy":
-            return 200, "text/plain;charset=utf-8", _env("Argument 'type' is missing or malformed", 410)
+            return 200, "text/plain;charset=utf-8", env("Argument 'type' is missing or malformed", 410)
         ids, fields = settings.get("policyIDList"), settings.get("fields")
         if not isinstance(ids, list) or not ids:
-            return 200, "text/plain;charset=utf-8", _env("Required parameter 'policyIDList' is missing", 410)
+            return 200, "text/plain;charset=utf-8", env("Required parameter 'policyIDList' is missing", 410)
         if not isinstance(fields, list) or not fields:
-            return 200, "text/plain;charset=utf-8", _env("Required parameter 'fields' is missing", 410)
+            return 200, "text/plain;charset=utf-8", env("Required parameter 'fields' is missing", 410)
         info = {pid: {f: self.policies[pid].get(f, []) for f in fields} for pid in ids if pid in self.policies}
         return 200, "application/json", json.dumps({"responseCode": 200, "policyInfo": info}).encode()
-
-
-def _env(message: str, code: int) -> bytes:
-    return json.dumps({"responseMessage": message, "responseCode": code}).encode()
-
-
-def _job_type(raw: str) -> str:
-    try:
-        job = json.loads(raw)
-        return str(job.get("type", "?")) if isinstance(job, dict) else "?"
-    except ValueError:
-        return "?"
-
-
-def _failure(kind: str, message: str | None) -> tuple[int, str, bytes]:
-    plain = "text/plain;charset=utf-8"
-    answers: dict[str, tuple[int, str, bytes]] = {
-        "auth": (200, plain, _env(message or "Authentication error", 401)),
-        "http_401": (401, "text/html", b"<html><head><title>401 Unauthorized</title></head></html>"),
-        "http_403": (403, "text/html", b"<html><head><title>403 - Invalid Credentials</title></head></html>"),
-        "validation": (200, plain, _env(message or "Malformed date '16-01-01'. Expected format is yyyy-MM-dd", 410)),
-        "rate_limit_http": (429, plain, b""),
-        "rate_limit_body": (200, plain, _env(RATE_LIMIT_MESSAGE, 429)),
-        "server_error_body": (200, plain, _env(message or "Internal error", 500)),
-        "http_500": (500, plain, b"Internal Server Error"),
-        "http_503": (503, "text/html", b"<html><head><title>503 Service Unavailable</title></head></html>"),
-        "html": (500, "text/html;charset=utf-8", TOMCAT_500.format(what=message or "JSONObject").encode()),
-        "drop": (0, "", b""),
-    }
-    return answers[kind]
 
 
 def _parse_day(value: Any) -> dt.date | None:

@@ -34,17 +34,22 @@ from mlconnector.errors import (
     ConfigError,
     ConfigProblem,
     ExpensifyRetriableError,
-    ExpensifyValidationError,
     StoreError,
     UserError,
 )
 from mlconnector.expensify import jobs
 from mlconnector.expensify.client import ExpensifyClient
 from mlconnector.expensify.parse import InvalidReport, iter_export
-from mlconnector.expensify.template import export_template, stamp_template
-from mlconnector.models import PostingState, Report
+from mlconnector.expensify.template import export_template
+from mlconnector.models import Report
 from mlconnector.redact import redact_text
-from mlconnector.store import Store, dashboard, pulls
+from mlconnector.services.stamping import (
+    WAITING_HINT,
+    reports_to_stamp,
+    stamp_posted,
+    waiting_for_a_person,
+)
+from mlconnector.store import Store, pulls
 from mlconnector.store.audit import AuditEvent
 from mlconnector.store.reports import (
     SaveOutcome,
@@ -223,7 +228,7 @@ def pull_reports(
     summary.pull_id = _start_run(store, summary, report_ids)
     try:
         if settings.mark_exported:
-            _stamp_posted(store, client, settings.export_label, summary, notify)
+            stamp_posted(store, client, settings.export_label, summary, notify)
         _run_exports(store, client, config, summary, report_ids, notify, retry=jobs_retry)
         _remember_invalid(store, summary, retry)
     except BaseException as exc:
@@ -352,62 +357,6 @@ def _preview(store: Store, report: Report) -> SaveOutcome:
     return SaveOutcome.CHANGED_AFTER_POSTING if seen_by_quickbooks(store, report.report_id) else SaveOutcome.CHANGED
 
 
-# ------------------------------------------------------------------------------ waiting work
-
-WAITING_STATES = (PostingState.BLOCKED, PostingState.FAILED)
-WAITING_HINT = "mlconnector status lists each one with the reason and the fix"
-
-
-def waiting_for_a_person(store: Store) -> dict[str, Any]:
-    """What waits for a person in the whole state file, not only in this pull: blocked and failed postings.
-
-    ``reports`` counts each report once, ``postings`` is ``blocked + failed``; ``hint`` points at
-    ``mlconnector status``. A scheduled pull exits 4 while ``postings`` is not 0.
-    """
-    states = tuple(s.value for s in WAITING_STATES)
-    per_state = dashboard.postings_per_state(store, states)
-    return {
-        "reports": dashboard.reports_in_states(store, states), "postings": sum(per_state.values()),
-        "blocked": per_state[PostingState.BLOCKED.value], "failed": per_state[PostingState.FAILED.value],
-        "hint": WAITING_HINT,
-    }
-
-
-# ------------------------------------------------------------------------------ stamping
-
-
-def reports_to_stamp(store: Store) -> list[str]:
-    """Reports QuickBooks has accepted in full (every posting ``posted``) and not stamped yet."""
-    return pulls.posted_not_stamped(store)
-
-
-def _stamp_posted(store: Store, client: ExpensifyClient, label: str, summary: PullSummary,
-                  progress: Progress) -> None:
-    pending = reports_to_stamp(store)
-    for start in range(0, len(pending), STAMP_BATCH):
-        batch = pending[start:start + STAMP_BATCH]
-        progress("stamp", start, len(pending))
-        try:
-            file_name = client.export(jobs.stamp_job(batch, label), stamp_template())
-        except ExpensifyValidationError as exc:
-            # A refused stamp must not block pulling; the reports stay unstamped and are retried.
-            summary.stamp_error = exc.message
-            with store.atomic():
-                store.audit.append(AuditEvent.WARNING, actor=ACTOR,
-                                   detail={"what": "stamping reports as exported failed", "error": exc.message,
-                                           "reports": batch})
-            return
-        now = store.timestamp()
-        with store.atomic():
-            pulls.mark_stamped(store, batch, now)
-            for report_id in batch:
-                store.audit.append(AuditEvent.STAMPED_EXPORTED, actor=ACTOR, report_id=report_id,
-                                   detail={"label": label, "file": file_name})
-        summary.stamped.extend(batch)
-    if pending:
-        progress("stamp", len(pending), len(pending))
-
-
 # --------------------------------------------------------------------------- run bookkeeping
 
 
@@ -439,3 +388,8 @@ def _fail_run(store: Store, summary: PullSummary, exc: BaseException) -> None:
                                detail={"pull_id": summary.pull_id, "error": error, **summary.counts()})
     except StoreError:
         log.exception("could not record the failed pull %s", summary.pull_id)
+
+
+# What waits for a person is reported by every pull; it lives with the stamping, which reads the same state.
+__all__ = ["LAST_PULL_SETTING", "WAITING_HINT", "ExportWindow", "Progress", "PullSummary", "export_windows",
+           "pull_reports", "reports_to_stamp", "split_range", "waiting_for_a_person"]
