@@ -4,9 +4,9 @@ import csv
 import io
 import json
 
-from mlconnector.store.audit import AuditEvent
 from mlconnector.services.audit_format import rows_to_csv, rows_to_json, summarize
 from mlconnector.store import Store
+from mlconnector.store.audit import AuditEvent
 
 
 def _fill(store: Store) -> None:

@@ -5,11 +5,11 @@ import os
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from mlconnector.cli import app
-from mlconnector.store.migrations import MIGRATIONS
 from mlconnector.passwords import verify_password
+from mlconnector.store.migrations import MIGRATIONS
 
 PASSWORD = "correct horse battery"
 
@@ -19,7 +19,7 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
-def _init(runner: CliRunner, *args: str, password: str | None = PASSWORD):
+def _init(runner: CliRunner, *args: str, password: str | None = PASSWORD) -> Result:
     env = {"MLCONNECTOR_QBWC_PASSWORD": password} if password else {}
     return runner.invoke(app, ["init", "--non-interactive", *args], env=env)
 

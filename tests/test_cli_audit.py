@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mlconnector.store.audit import AuditEvent
 from mlconnector.cli import app
 from mlconnector.store import Store
+from mlconnector.store.audit import AuditEvent
 
 
 def _fill(home: Path) -> None:

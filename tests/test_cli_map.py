@@ -4,11 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from mlconnector.cli import app
-from mlconnector.store.reports import save_report
 from mlconnector.store import Store
+from mlconnector.store.reports import save_report
 
 from .factories import report
 
@@ -21,7 +21,7 @@ def runner(home: Path) -> CliRunner:
     return runner
 
 
-def _run(runner: CliRunner, *args: str):
+def _run(runner: CliRunner, *args: str) -> Result:
     return runner.invoke(app, list(args))
 
 

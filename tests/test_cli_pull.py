@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from mlconnector.cli import app
 from mlconnector.cli.pull import _PullProgress
-from mlconnector.services.locking import exclusive
 from mlconnector.paths import resolve_paths
 from mlconnector.sandbox.expensify import ExpensifySimulator, demo_reports
+from mlconnector.services.locking import exclusive
 
 SECRET = "cli-secret-4242"
 

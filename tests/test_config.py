@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
         ({"extra": {}}, "extra", "unknown section"),
     ],
 )
-def test_each_config_problem_names_its_key_and_the_fix(data: dict, path: str, words: str) -> None:
+def test_each_config_problem_names_its_key_and_the_fix(data: dict[str, Any], path: str, words: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(data, environ={})
     problems = {p.path: p for p in info.value.problems}

@@ -20,14 +20,14 @@ from urllib.parse import urlsplit
 import pytest
 from typer.testing import CliRunner
 
-from mlconnector.sandbox import demo as demo_module
 from mlconnector.cli import app
-from mlconnector.sandbox.demo import DemoResult, demo_home, run_demo
 from mlconnector.models import PostingMode, PostingState
-from mlconnector.store.postings import postings_in
+from mlconnector.sandbox import demo as demo_module
 from mlconnector.sandbox import demo_sample as sample
+from mlconnector.sandbox.demo import DemoResult, demo_home, run_demo
 from mlconnector.sandbox.expensify import ExpensifySimulator
 from mlconnector.store import Store
+from mlconnector.store.postings import postings_in
 
 pytestmark = pytest.mark.slow
 

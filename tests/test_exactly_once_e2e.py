@@ -19,15 +19,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mlconnector.store.audit import AuditEvent
-from mlconnector.services.audit import check_chain
 from mlconnector.cli import app
 from mlconnector.models import PostingState
-from mlconnector.store.postings import postings_for_report, postings_in
 from mlconnector.sandbox.quickbooks import QuickBooksSimulator
 from mlconnector.sandbox.webconnector import Faults, RunSummary, WebConnector
+from mlconnector.services.audit import check_chain
 from mlconnector.services.status import web_connector_status
 from mlconnector.store import Store
+from mlconnector.store.audit import AuditEvent
+from mlconnector.store.postings import postings_for_report, postings_in
 
 from .qbwc_support import PASSWORD, USER, Clock
 from .test_posting_e2e import SAMPLE, _config, _queue, _run, _states, serving

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from mlconnector.mapping.rules import How, Mappings, MappingKind, QbLists, QbRecord, command
+from mlconnector.mapping.rules import (
+    How,
+    MappingKind,
+    Mappings,
+    QbLists,
+    QbRecord,
+    command,
+)
 from mlconnector.models import ListKind
 
 from .factories import expense, report

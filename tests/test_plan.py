@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -13,12 +16,19 @@ from mlconnector.models import (
     Expense,
     ListKind,
     NonReimbursablePolicy,
+    Plan,
     PostingMode,
     Report,
     Side,
     TxnDateRule,
 )
-from mlconnector.plan import PlanSettings, bill_ref_number, journal_ref_number, plan_report, plan_reports
+from mlconnector.plan import (
+    PlanSettings,
+    bill_ref_number,
+    journal_ref_number,
+    plan_report,
+    plan_reports,
+)
 from mlconnector.qbxml.build import build_message, write_request
 
 from .factories import expense, report
@@ -28,7 +38,7 @@ DAY = dt.date(2026, 4, 1)
 ANN = Mappings.compile([("employee", "ann@example.com", "Ann Smith")])
 
 
-def _plan(r: Report, **overrides: object):
+def _plan(r: Report, **overrides: object) -> Plan:
     return plan_report(r, ANN, PlanSettings(**overrides), posting_day=DAY)  # type: ignore[arg-type]
 
 
@@ -164,9 +174,26 @@ def test_refnumbers_fit_and_are_deterministic() -> None:
     assert len(refs) == len(ids) and all(len(r) <= 11 for r in refs)
 
 
-def test_planning_is_deterministic() -> None:
+_DETERMINISM_PROBE = """
+from tests.factories import expense, report
+from tests.test_plan import _plan
+print(repr(_plan(report("R1", *(expense(n, f"{n}.10") for n in range(1, 6))), max_lines_per_txn=2)))
+"""
+
+
+def test_planning_is_deterministic_across_processes() -> None:
     r = report("R1", *(expense(n, f"{n}.10") for n in range(1, 6)))
-    assert _plan(r, max_lines_per_txn=2) == _plan(r, max_lines_per_txn=2)
+    plan = _plan(r, max_lines_per_txn=2)
+    assert [(p.ref_number, [str(ln.amount) for ln in p.lines]) for p in plan.postings] == [
+        ("R1-1", ["1.10", "2.10"]), ("R1-2", ["3.10", "4.10"]), ("R1-3", ["5.10"])]
+    # Another interpreter with another hash seed plans the same report to the same postings.
+    seen = {
+        subprocess.run([sys.executable, "-c", _DETERMINISM_PROBE], capture_output=True, text=True, check=True,
+                       cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "PYTHONHASHSEED": seed},
+                       timeout=60).stdout.strip()
+        for seed in ("1", "2")
+    }
+    assert seen == {repr(plan)}
 
 
 def test_plan_reports_collects_postings_blocks_and_notes_in_order() -> None:

@@ -7,13 +7,18 @@ import pytest
 from mlconnector.config import QuickBooksConfig
 from mlconnector.errors import NotFoundError, UserError
 from mlconnector.mapping.files import dumps, loads
-from mlconnector.services.mappings import import_mappings, list_mappings, set_mapping, unset_mapping
 from mlconnector.models import PostingMode, PostingState
+from mlconnector.services.mappings import (
+    import_mappings,
+    list_mappings,
+    set_mapping,
+    unset_mapping,
+)
 from mlconnector.services.queue import check_mappings, plan_and_queue, replan_unsent
-from mlconnector.store.postings import postings_for_report, transition
-from mlconnector.store.reports import save_report
 from mlconnector.services.status import report_counts, top_blocked_reasons
 from mlconnector.store import Store
+from mlconnector.store.postings import postings_for_report, transition
+from mlconnector.store.reports import save_report
 
 from .factories import expense, report
 

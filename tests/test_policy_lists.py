@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from mlconnector.store.audit import AuditEvent
 from mlconnector.errors import ExpensifyRetriableError
-from mlconnector.services.lists import policy_entries, refresh_policy_lists
 from mlconnector.sandbox.expensify import ExpensifySimulator
+from mlconnector.services.lists import policy_entries, refresh_policy_lists
 from mlconnector.store import Store
+from mlconnector.store.audit import AuditEvent
 from tests.sim_helpers import FakeClock, make_client, make_config
 
 
@@ -42,7 +42,8 @@ def test_refresh_of_configured_policies_replaces_old_rows(store: Store) -> None:
     with ExpensifySimulator(clock=clock) as sim, make_client(sim, clock) as client:
         config = make_config(sim, policy_ids=("BA5EBA11BA5EBA11",))
         refresh_policy_lists(store, client, config)
-        sim.policies["BA5EBA11BA5EBA11"]["categories"] = [{"name": "Meals", "enabled": True}]
+        sim.policies["BA5EBA11BA5EBA11"] = {**sim.policies["BA5EBA11BA5EBA11"],
+                                            "categories": [{"name": "Meals", "enabled": True}]}
         refresh_policy_lists(store, client, config)
         assert [json.loads(r.form["requestJobDescription"])["inputSettings"]["type"] for r in sim.requests] == [
             "policy", "policy"]

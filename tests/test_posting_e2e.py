@@ -16,18 +16,18 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from mlconnector.store.audit import AuditEvent
 from mlconnector.config import Config, parse_config
 from mlconnector.models import Expense, PostingState, Report
-from mlconnector.services.queue import plan_and_queue
-from mlconnector.store.postings import postings_for_report, postings_in
-from mlconnector.store.reports import save_report
 from mlconnector.sandbox.quickbooks import QuickBooksSimulator
 from mlconnector.sandbox.webconnector import Faults, RunSummary, WebConnector
+from mlconnector.services.queue import plan_and_queue
 from mlconnector.soap.server import make_wsgi_app, running_server
 from mlconnector.soap.session import QbwcService
 from mlconnector.soap.work import PostingWork
 from mlconnector.store import Store
+from mlconnector.store.audit import AuditEvent
+from mlconnector.store.postings import postings_for_report, postings_in
+from mlconnector.store.reports import save_report
 
 from .qbwc_support import PASSWORD, USER, Clock, settings
 
@@ -200,7 +200,7 @@ def test_an_inactive_account_blocks_only_the_reports_that_use_it_and_names_it(
     assert '"Meals and Entertainment"' in (blocked.reason or "") and "inactive" in (blocked.reason or "")
     assert "mlconnector map set category" in (blocked.reason or "")
     assert sorted(b.ref_number for b in qb.bills()) == ["R00Ann2", "R00Bob1"]
-    assert summary.close_message.startswith("Posted 2, failed 0, in doubt 0; 1 blocked")
+    assert (summary.close_message or "").startswith("Posted 2, failed 0, in doubt 0; 1 blocked")
 
 
 def test_verification_re_queries_references_when_the_lists_are_fresh(tmp_path: Path, qb: QuickBooksSimulator) -> None:

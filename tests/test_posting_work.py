@@ -9,10 +9,10 @@ import pytest
 from lxml import etree
 
 from mlconnector.models import PostingState
-from mlconnector.store.postings import postings_for_report
 from mlconnector.sandbox.quickbooks import QuickBooksSimulator
 from mlconnector.soap.work import PostingWork
 from mlconnector.store import Store
+from mlconnector.store.postings import postings_for_report
 
 from .test_posting_e2e import SAMPLE, _config, _queue
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from mlconnector.store.audit import AuditEvent
 from mlconnector.errors import (
     ConfigError,
     ExpensifyAuthError,
@@ -21,11 +20,19 @@ from mlconnector.errors import (
 )
 from mlconnector.expensify.client import RateLimiter
 from mlconnector.models import PostingState
-from mlconnector.store.postings import add_posting, transition
-from mlconnector.services.pull import LAST_PULL_SETTING, ExportWindow, export_windows, pull_reports, split_range
-from mlconnector.store.reports import load_report
 from mlconnector.sandbox.expensify import ExpensifySimulator, SimReport, demo_reports
+from mlconnector.services.pull import (
+    LAST_PULL_SETTING,
+    ExportWindow,
+    PullSummary,
+    export_windows,
+    pull_reports,
+    split_range,
+)
 from mlconnector.store import Store
+from mlconnector.store.audit import AuditEvent
+from mlconnector.store.postings import add_posting, transition
+from mlconnector.store.reports import load_report
 from tests import factories
 from tests.sim_helpers import FakeClock, make_client, make_config
 
@@ -53,7 +60,7 @@ def sim(clock: FakeClock) -> Iterator[ExpensifySimulator]:
 
 
 def _pull(db: Store, sim: ExpensifySimulator, clock: FakeClock, *, config_overrides: dict[str, Any] | None = None,
-          client_overrides: dict[str, Any] | None = None, **kwargs: Any):
+          client_overrides: dict[str, Any] | None = None, **kwargs: Any) -> PullSummary:
     config = make_config(sim, **(config_overrides or {}))
     with make_client(sim, clock, **(client_overrides or {})) as client:
         return pull_reports(db, client, config, **kwargs)
@@ -80,7 +87,7 @@ def test_a_normal_pull_stores_every_approved_report_and_touches_nothing_in_expen
 ) -> None:
     summary = _pull(db, sim, clock)
     assert sorted(summary.new) == _approved_ids(sim) and len(summary.new) == 6
-    assert summary.unchanged == summary.changed == summary.invalid == []
+    assert summary.unchanged == [] and summary.changed == [] and summary.invalid == []
     assert summary.stored_report_ids == summary.new
     some = sim.reports[summary.new[0]].data
     stored = load_report(db, some["reportID"])

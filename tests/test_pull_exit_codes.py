@@ -18,11 +18,11 @@ from typer.testing import CliRunner
 from mlconnector.cli import app
 from mlconnector.models import PostingState
 from mlconnector.paths import resolve_paths
-from mlconnector.store.postings import add_posting, postings_in, transition
-from mlconnector.services.pull import WAITING_HINT, waiting_for_a_person
-from mlconnector.store.reports import save_report
 from mlconnector.sandbox.expensify import ExpensifySimulator, demo_reports
+from mlconnector.services.pull import WAITING_HINT, waiting_for_a_person
 from mlconnector.store import Store
+from mlconnector.store.postings import add_posting, postings_in, transition
+from mlconnector.store.reports import save_report
 from tests import factories
 
 SECRET = "exit-secret-5151"

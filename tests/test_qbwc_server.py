@@ -13,12 +13,12 @@ import pytest
 import requests
 from lxml import etree
 
-from mlconnector.store.audit import AuditEvent
 from mlconnector.sandbox.webconnector import WebConnector, WebConnectorError
 from mlconnector.soap.server import RunningServer, make_wsgi_app, running_server
 from mlconnector.soap.service import METHODS, TNS
 from mlconnector.soap.session import QbwcService
 from mlconnector.store import Store
+from mlconnector.store.audit import AuditEvent
 
 from .qbwc_support import COMPANY, PASSWORD, USER, Clock, ListWork, settings
 

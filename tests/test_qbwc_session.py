@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 
 import pytest
 
-from mlconnector.store.audit import AuditEvent
 from mlconnector.errors import QbwcSessionError
-from mlconnector.soap.session import NOOP, MAX_NOOPS, QbwcService, SessionState, choose_qbxml_version
+from mlconnector.soap.session import (
+    MAX_NOOPS,
+    NOOP,
+    QbwcService,
+    SessionState,
+    choose_qbxml_version,
+)
 from mlconnector.store import Store
+from mlconnector.store.audit import AuditEvent
+
 from .qbwc_support import COMPANY, PASSWORD, USER, Clock, ListWork, settings
 
 BILL = "<?xml version=\"1.0\"?><?qbxml version=\"13.0\"?><QBXML><QBXMLMsgsRq onError=\"stopOnError\"/></QBXML>"
@@ -21,9 +29,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def db(clock: Clock) -> Store:
+def db(clock: Clock) -> Iterator[Store]:
     s = Store.memory(now=clock)
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 
@@ -72,7 +80,7 @@ def test_five_failures_in_five_minutes_lock_the_user_out_even_with_the_right_pas
         assert svc.authenticate(USER, "guess") == ["", "nvu"]
         clock.advance(seconds=30)
     assert svc.authenticate(USER, PASSWORD) == ["", "nvu"]
-    assert events(db, AuditEvent.LOGIN_REFUSED)[-1]["reason"].startswith("too many failed attempts")  # type: ignore[union-attr]
+    assert str(events(db, AuditEvent.LOGIN_REFUSED)[-1]["reason"]).startswith("too many failed attempts")
     clock.advance(minutes=16)
     assert svc.authenticate(USER, PASSWORD)[1] == COMPANY
 
@@ -234,7 +242,7 @@ def test_empty_send_then_getlasterror_says_noop_only_while_work_may_still_come(d
 
 def test_an_hresult_stops_the_session_and_getlasterror_names_it_and_the_fix(db: Store, clock: Clock) -> None:
     work = ListWork([BILL, BILL + " "])
-    work.failure_note = lambda t: "2 report(s) will be tried again."  # type: ignore[method-assign]
+    work.failure_note = lambda ticket: "2 report(s) will be tried again."  # type: ignore[method-assign]
     svc = service(db, work, clock)
     ticket = svc.authenticate(USER, PASSWORD)[0]
     svc.send_request_xml(ticket, "", COMPANY, "US", 13, 0)
@@ -252,7 +260,7 @@ def test_an_hresult_stops_the_session_and_getlasterror_names_it_and_the_fix(db: 
 
 def test_negative_progress_stops_the_session_and_getlasterror_explains(db: Store, clock: Clock) -> None:
     work = ListWork([BILL])
-    work.handle_response = lambda t, r: -3  # type: ignore[method-assign]
+    work.handle_response = lambda ticket, response: -3  # type: ignore[method-assign]
     svc = service(db, work, clock)
     ticket = svc.authenticate(USER, PASSWORD)[0]
     svc.send_request_xml(ticket, "", COMPANY, "US", 13, 0)

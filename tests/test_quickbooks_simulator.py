@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from mlconnector.sandbox.quickbooks import PARSE_ERROR_HRESULT, ProcessRequestError, QuickBooksSimulator
+from mlconnector.sandbox.quickbooks import (
+    PARSE_ERROR_HRESULT,
+    ProcessRequestError,
+    QuickBooksSimulator,
+)
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from mlconnector.cli import app
 from mlconnector.qbxml.qwc import build_qwc
-from mlconnector.services.qwc import QwcUrlError, check_app_url, qwc_ids
 from mlconnector.sandbox.webconnector import WebConnector
+from mlconnector.services.qwc import QwcUrlError, check_app_url, qwc_ids
 from mlconnector.store import Store
 
 PASSWORD = "correct horse battery"

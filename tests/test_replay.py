@@ -9,13 +9,13 @@ from typer.testing import CliRunner
 from mlconnector.cli import app
 from mlconnector.config import QuickBooksConfig
 from mlconnector.errors import NotFoundError, RefusedError
-from mlconnector.services.mappings import set_mapping
 from mlconnector.models import PostingState
+from mlconnector.services.mappings import set_mapping
 from mlconnector.services.queue import plan_and_queue
-from mlconnector.store.postings import PostingRecord, postings_for_report, transition
-from mlconnector.services.replay import ReplayOutcome, replay_report
-from mlconnector.store.reports import save_report
+from mlconnector.services.replay import ReplayOutcome, ReplayResult, replay_report
 from mlconnector.store import Store
+from mlconnector.store.postings import PostingRecord, postings_for_report, transition
+from mlconnector.store.reports import save_report
 
 from .factories import expense, report
 
@@ -47,7 +47,7 @@ def _posted(store: Store, report_id: str = "R1") -> PostingRecord:
     return transition(store, posting.id, S.POSTED, actor="qbwc", txn_id="1A-2", edit_sequence="171")
 
 
-def _replay(store: Store, report_id: str = "R1", **kwargs: object):
+def _replay(store: Store, report_id: str = "R1", **kwargs: object) -> ReplayResult:
     return replay_report(store, QB, report_id, today=DAY, actor="cli:test", **kwargs)  # type: ignore[arg-type]
 
 

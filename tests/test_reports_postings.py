@@ -6,6 +6,7 @@ import pytest
 
 from mlconnector.errors import NotFoundError, StoreError
 from mlconnector.models import PostingMode, PostingState
+from mlconnector.store import Store
 from mlconnector.store.postings import (
     add_blocked_report,
     add_posting,
@@ -17,8 +18,12 @@ from mlconnector.store.postings import (
     postings_in,
     transition,
 )
-from mlconnector.store.reports import SaveOutcome, load_report, save_report, unplanned_report_ids
-from mlconnector.store import Store
+from mlconnector.store.reports import (
+    SaveOutcome,
+    load_report,
+    save_report,
+    unplanned_report_ids,
+)
 
 from .factories import bill, expense, report
 
@@ -88,7 +93,7 @@ def test_the_state_machine_allows_the_documented_path_with_an_audit_row_each(sto
         ([PostingState.SENT, PostingState.POSTED], PostingState.FAILED),
     ],
 )
-def test_illegal_moves_are_refused_and_change_nothing(store: Store, path: list, illegal: PostingState) -> None:
+def test_illegal_moves_are_refused_and_change_nothing(store: Store, path: list[PostingState], illegal: PostingState) -> None:
     save_report(store, report())
     pid = add_posting(store, bill(), state=PostingState.QUEUED, report_fingerprint="f", actor="t")
     for state in path:

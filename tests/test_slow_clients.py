@@ -19,7 +19,12 @@ import pytest
 import requests
 
 from mlconnector.sandbox.webconnector import WebConnector
-from mlconnector.soap.server import ConnectionLimits, RunningServer, make_wsgi_app, running_server
+from mlconnector.soap.server import (
+    ConnectionLimits,
+    RunningServer,
+    make_wsgi_app,
+    running_server,
+)
 from mlconnector.soap.session import QbwcService
 from mlconnector.store import Store
 

@@ -4,18 +4,19 @@ import datetime as dt
 import json
 import re
 from pathlib import Path
+from typing import Any, cast
 
 from typer.testing import CliRunner
 
 from mlconnector.cli import app
 from mlconnector.config import QuickBooksConfig
-from mlconnector.services.mappings import set_mapping
 from mlconnector.models import PostingState
+from mlconnector.services.mappings import set_mapping
 from mlconnector.services.queue import plan_and_queue
-from mlconnector.store.postings import postings_for_report, transition
-from mlconnector.store.reports import save_report
 from mlconnector.services.status import attention
 from mlconnector.store import Store
+from mlconnector.store.postings import postings_for_report, transition
+from mlconnector.store.reports import save_report
 
 from .factories import report
 
@@ -64,7 +65,7 @@ def test_status_json_keeps_a_stable_key_set_before_and_after_work(cli: CliRunner
     store.close()
     data = _status(cli)
     assert set(data) == STATUS_KEYS
-    assert set(data["qbwc_session"]) == SESSION_KEYS  # type: ignore[arg-type]
+    assert set(cast(dict[str, Any], data["qbwc_session"])) == SESSION_KEYS
     assert set(data["failed"]["items"][0]) == FAILED_ITEM_KEYS  # type: ignore[index]
     assert set(data["blocked"]["items"][0]) == BLOCKED_ITEM_KEYS  # type: ignore[index]
 

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from mlconnector.store.audit import AuditEvent
 from mlconnector.errors import StoreError
-from mlconnector.store.migrations import MIGRATIONS, Migration, split_sql
 from mlconnector.models import PostingState
 from mlconnector.store import Store
+from mlconnector.store.audit import AuditEvent
+from mlconnector.store.migrations import MIGRATIONS, Migration, split_sql
 
 PACKAGE = Path(__file__).resolve().parent.parent / "mlconnector"
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from mlconnector.errors import LockedError
-from mlconnector.services.locking import exclusive
-from mlconnector.services.logs import setup_logging
 from mlconnector.passwords import hash_password, looks_like_hash, verify_password
 from mlconnector.redact import redact_text, register_secret
+from mlconnector.services.locking import exclusive
+from mlconnector.services.logs import setup_logging
 
 
 def test_a_second_run_is_refused_while_the_first_holds_the_lock(tmp_path: Path) -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlconnector.models import PostingState
+from mlconnector.store import Store
 from mlconnector.store import ledger as txn_ledger
 from mlconnector.store.audit import AuditEvent
+from mlconnector.store.ledger import KnownTxn
 from mlconnector.store.migrations import MIGRATIONS
-from mlconnector.models import PostingState
 from mlconnector.store.postings import add_posting, transition
 from mlconnector.store.reports import save_report
-from mlconnector.store import Store
-from mlconnector.store.ledger import KnownTxn
 
 from .factories import bill, report
 

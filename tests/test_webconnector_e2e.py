@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from mlconnector.store.audit import AuditEvent
 from mlconnector.sandbox.quickbooks import QuickBooksSimulator
 from mlconnector.sandbox.webconnector import Faults, WebConnector
 from mlconnector.soap.server import RunningServer, make_wsgi_app, running_server
 from mlconnector.soap.session import QbwcService
 from mlconnector.store import Store
+from mlconnector.store.audit import AuditEvent
 
 from .qbwc_support import PASSWORD, USER, Clock, ListWork, settings
 

@@ -19,7 +19,7 @@ Usage::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import requests
@@ -150,7 +150,7 @@ class WebConnector:
     # ------------------------------------------------------------------------- envelopes
 
     @staticmethod
-    def envelope(method: str, params: list[tuple[str, str | int | None]]) -> bytes:
+    def envelope(method: str, params: Sequence[tuple[str, str | int | None]]) -> bytes:
         """The SOAP request body QBWC would send for ``method`` with ``params`` (in WSDL order)."""
         env = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV, "xsi": XSI, "xsd": XSD})
         body = etree.SubElement(env, f"{{{SOAP_ENV}}}Body")

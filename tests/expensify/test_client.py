@@ -4,7 +4,9 @@ import datetime as dt
 import io
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -31,21 +33,19 @@ from tests.sim_helpers import FakeClock, make_client
 JOB = jobs.export_job(report_states=["APPROVED"], start_date=dt.date(2026, 1, 1))
 
 
-def _all_subclasses(cls: type) -> set[type]:
-    found = set()
+def _all_subclasses(cls: type[Exception]) -> set[type[Exception]]:
+    found: set[type[Exception]] = set()
+    sub: type[Exception]
     for sub in cls.__subclasses__():
         found |= {sub} | _all_subclasses(sub)
     return found
 
 
 @pytest.mark.parametrize("exc_type", sorted(_all_subclasses(requests.RequestException) | {requests.RequestException},
-                                            key=lambda c: c.__name__))
-def test_every_requests_exception_maps_into_the_expensify_error_tree(exc_type: type) -> None:
+                                            key=str))
+def test_every_requests_exception_maps_into_the_expensify_error_tree(exc_type: type[Exception]) -> None:
     message = "boom partnerUserSecret%22%3A%22hunter22%22"
-    if issubclass(exc_type, json.JSONDecodeError):
-        exc = exc_type(message, "{", 0)
-    else:
-        exc = exc_type(message)
+    exc: Any = exc_type(message, "{", 0) if issubclass(exc_type, json.JSONDecodeError) else exc_type(message)
     mapped = map_requests_error(exc)
     assert isinstance(mapped, ExpensifyError)
     assert "hunter22" not in str(mapped)
@@ -134,7 +134,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def sim(clock: FakeClock):
+def sim(clock: FakeClock) -> Iterator[ExpensifySimulator]:
     with ExpensifySimulator(demo_reports(3), clock=clock, not_ready_polls=2) as s:
         yield s
 

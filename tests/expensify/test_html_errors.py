@@ -23,7 +23,12 @@ from mlconnector.cli import app
 from mlconnector.errors import ExpensifyError, ExpensifyRetriableError
 from mlconnector.expensify import client as client_module
 from mlconnector.expensify import jobs
-from mlconnector.expensify.client import ExpensifyClient, RateLimiter, RetryPolicy, classify
+from mlconnector.expensify.client import (
+    ExpensifyClient,
+    RateLimiter,
+    RetryPolicy,
+    classify,
+)
 from mlconnector.expensify.template import export_template
 from mlconnector.sandbox.expensify import ExpensifySimulator, demo_reports
 from tests.sim_helpers import FakeClock, make_client

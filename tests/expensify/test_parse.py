@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 
 from mlconnector.errors import ExpensifyRetriableError
-from mlconnector.expensify.parse import InvalidReport, iter_export, parse_report, split_tag_levels
+from mlconnector.expensify.parse import (
+    InvalidReport,
+    iter_export,
+    parse_report,
+    split_tag_levels,
+)
 from mlconnector.models import Report
 from mlconnector.sandbox.export_render import render_export
 
@@ -103,7 +108,8 @@ def test_an_invalid_report_yields_its_reason_instead_of_crashing(change: dict[st
         bad["reportID"] = change["reportID"]
     items = list(iter_export(_lines(good, bad, _report(reportID="R3"))))
     assert [type(i).__name__ for i in items] == ["Report", "InvalidReport", "Report"]
-    assert reason in items[1].reason
+    invalid = items[1]
+    assert isinstance(invalid, InvalidReport) and reason in invalid.reason
 
 
 def test_a_line_that_is_not_json_is_invalid_and_keeps_its_report_id_when_readable() -> None:

@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 
 from mlconnector.expensify.parse import InvalidReport, iter_export
-from mlconnector.expensify.template import EXPORT_MARKER, STAMP_MARKER, export_template, stamp_template
+from mlconnector.expensify.template import (
+    EXPORT_MARKER,
+    STAMP_MARKER,
+    export_template,
+    stamp_template,
+)
 from mlconnector.models import Report
 from mlconnector.sandbox.export_render import render_export, render_stamp
 from tests.expensify import freemarker
