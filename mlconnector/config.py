@@ -19,7 +19,7 @@ from typing import Any
 from mlconnector import config_values as values
 from mlconnector.config_values import Parser
 from mlconnector.errors import ConfigError, ConfigProblem
-from mlconnector.models import NonReimbursablePolicy, PostingMode, TxnDateRule
+from mlconnector.models import NonReimbursablePolicy, ReimbursableMode, TxnDateRule
 from mlconnector.paths import ENV_EXPENSIFY_SECRET
 from mlconnector.redact import (
     Secret as Secret,  # re-exported: callers know it as config.Secret
@@ -47,7 +47,7 @@ class ExpensifyConfig:
 class QuickBooksConfig:
     """The ``[quickbooks]`` section: how reports become QuickBooks transactions."""
 
-    mode: PostingMode = PostingMode.BILL
+    mode: ReimbursableMode = ReimbursableMode.BILL
     txn_date: TxnDateRule = TxnDateRule.LAST_EXPENSE
     ap_account: str = "Accounts Payable"
     journal_credit_account: str = "Accounts Payable"
@@ -59,6 +59,11 @@ class QuickBooksConfig:
     non_reimbursable: NonReimbursablePolicy = NonReimbursablePolicy.EXCLUDE
     card_account: str = ""
     company_file: str = ""
+    check_account: str = ""
+    check_to_print: bool = False
+    card_vendor_fallback: str = "Credit Card Misc."
+    card_bill_vendor: str = ""
+    negative_reports: str = "vendor_credit"
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,8 @@ _SECTIONS: dict[str, tuple[type[Any], dict[str, tuple[Parser, str]]]] = {
     "quickbooks": (
         QuickBooksConfig,
         {
-            "mode": (lambda x: PostingMode(values.choice("bill", "journal")(x)), 'use "bill" or "journal"'),
+            "mode": (lambda x: ReimbursableMode(values.choice(*ReimbursableMode)(x)),
+                     "use " + " or ".join(f'"{m.value}"' for m in ReimbursableMode)),
             "txn_date": (
                 lambda x: TxnDateRule(values.choice(*(r.value for r in TxnDateRule))(x)),
                 "use last_expense, submitted, approved or posting_day",
@@ -160,6 +166,11 @@ _SECTIONS: dict[str, tuple[type[Any], dict[str, tuple[Parser, str]]]] = {
             ),
             "card_account": (values.as_text, "the credit card account's full name"),
             "company_file": (values.as_text, 'leave "" to use the company file open in QuickBooks'),
+            "check_account": (values.as_text, "the bank account's full name checks are written from"),
+            "check_to_print": (values.boolean, "true or false"),
+            "card_vendor_fallback": (values.nonempty, "the payee of a card charge whose merchant matches no vendor"),
+            "card_bill_vendor": (values.as_text, "the vendor company-card bills are owed to (the card issuer)"),
+            "negative_reports": (values.choice("vendor_credit", "block"), 'use "vendor_credit" or "block"'),
         },
     ),
     "qbwc": (
@@ -297,6 +308,11 @@ def config_to_toml(config: Config, *, include_secret: bool = True) -> dict[str, 
         "non_reimbursable": q.non_reimbursable.value,
         "card_account": q.card_account,
         "company_file": q.company_file,
+        "check_account": q.check_account,
+        "check_to_print": q.check_to_print,
+        "card_vendor_fallback": q.card_vendor_fallback,
+        "card_bill_vendor": q.card_bill_vendor,
+        "negative_reports": q.negative_reports,
     }
     qbwc = {
         "username": w.username,

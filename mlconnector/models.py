@@ -44,6 +44,18 @@ class PostingMode(StrEnum):
 
     BILL = "bill"
     JOURNAL = "journal"
+    CHECK = "check"
+    VENDOR_CREDIT = "vendor_credit"  # a bill-mode report whose reimbursable total is negative
+    CREDIT_CARD_CHARGE = "credit_card_charge"  # one company-card purchase
+    CREDIT_CARD_CREDIT = "credit_card_credit"  # one company-card refund
+
+
+class ReimbursableMode(StrEnum):
+    """How reports' reimbursable expenses are booked (``quickbooks.mode``); each value names the
+    posting mode of its transaction kind."""
+
+    BILL = "bill"
+    JOURNAL = "journal"
 
 
 class TxnDateRule(StrEnum):
@@ -60,6 +72,9 @@ class NonReimbursablePolicy(StrEnum):
 
     EXCLUDE = "exclude"  # left out of bills, with an audit note
     JOURNAL = "journal"  # posted in a journal entry crediting the configured card account
+    CREDIT_CARD = "credit_card"  # one credit-card charge per expense, one credit per refund
+    DEBIT_CARD = "debit_card"  # one check per report from the card's bank account
+    BILL = "bill"  # one bill per report owed to card_bill_vendor (the card issuer)
 
 
 class Side(StrEnum):

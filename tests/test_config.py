@@ -8,7 +8,7 @@ import pytest
 
 from mlconnector.config import Config, Secret, load_config, parse_config, write_config
 from mlconnector.errors import ConfigError
-from mlconnector.models import NonReimbursablePolicy, PostingMode
+from mlconnector.models import NonReimbursablePolicy, ReimbursableMode
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -82,7 +82,7 @@ def test_environment_secret_overrides_the_file_and_never_shows_in_repr() -> None
 def test_defaults_fill_every_key() -> None:
     config = parse_config({}, environ={})
     assert config.expensify.report_states == ("APPROVED", "REIMBURSED", "ARCHIVED")
-    assert config.quickbooks.mode is PostingMode.BILL
+    assert config.quickbooks.mode is ReimbursableMode.BILL
     assert config.qbwc.host == "127.0.0.1"
 
 

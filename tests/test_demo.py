@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mlconnector.cli import app
-from mlconnector.models import PostingMode, PostingState
+from mlconnector.models import PostingState, ReimbursableMode
 from mlconnector.sandbox import demo as demo_module
 from mlconnector.sandbox import demo_sample as sample
 from mlconnector.sandbox.demo import DemoResult, demo_home, run_demo
@@ -225,7 +225,7 @@ def test_the_demo_never_reads_the_users_home_or_config(temp_root: Path, home: Pa
 
 
 def test_requests_the_demo_sends_validate_against_intuits_schemas(reference_dir: Path, temp_root: Path) -> None:
-    for mode in PostingMode:
+    for mode in ReimbursableMode:
         with demo_home() as home:
             result = run_demo(home, mode=mode, schema_dir=reference_dir / "qbxml")
         _check_sample_outcome(result.as_dict())
@@ -295,7 +295,7 @@ def test_python_m_mlconnector_demo_in_a_real_process(subprocess_env: dict[str, s
 
 def test_the_result_dataclass_round_trips_to_json(temp_root: Path) -> None:
     with demo_home() as home:
-        result = run_demo(home, mode=PostingMode.JOURNAL)
+        result = run_demo(home, mode=ReimbursableMode.JOURNAL)
     assert isinstance(result, DemoResult)
     data = json.loads(json.dumps(result.as_dict()))
     assert data["mode"] == "journal"

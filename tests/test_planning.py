@@ -7,7 +7,7 @@ import pytest
 from mlconnector.config import QuickBooksConfig
 from mlconnector.errors import NotFoundError, UserError
 from mlconnector.mapping.files import dumps, loads
-from mlconnector.models import PostingMode, PostingState
+from mlconnector.models import PostingMode, PostingState, ReimbursableMode
 from mlconnector.services.mappings import (
     import_mappings,
     list_mappings,
@@ -97,7 +97,7 @@ def test_planning_named_reports_refuses_unknown_ids(store: Store) -> None:
 
 def test_journal_mode_is_recorded_on_blocked_rows(store: Store) -> None:
     save_report(store, report("R1"))
-    plan_and_queue(store, QuickBooksConfig(mode=PostingMode.JOURNAL), today=DAY)
+    plan_and_queue(store, QuickBooksConfig(mode=ReimbursableMode.JOURNAL), today=DAY)
     assert postings_for_report(store, "R1")[0].mode is PostingMode.JOURNAL
 
 

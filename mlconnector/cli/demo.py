@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mlconnector.cli.context import app_context, console, handle_errors, print_json
-from mlconnector.models import PostingMode
+from mlconnector.models import ReimbursableMode
 
 log = logging.getLogger("mlconnector.cli")
 
@@ -30,8 +30,8 @@ def demo(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     mode: Annotated[
-        PostingMode, typer.Option("--mode", case_sensitive=False, help="Post the sample as bills or journal entries.")
-    ] = PostingMode.BILL,
+        ReimbursableMode, typer.Option("--mode", case_sensitive=False, help="Post the sample as bills or journal entries.")
+    ] = ReimbursableMode.BILL,
 ) -> None:
     """Run the whole flow offline against built-in Expensify and QuickBooks simulators, and show the result.
 

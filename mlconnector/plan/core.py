@@ -21,6 +21,7 @@ from mlconnector.models import (
     NonReimbursablePolicy,
     PlannedPosting,
     PostingMode,
+    ReimbursableMode,
     Report,
     TxnDateRule,
 )
@@ -32,7 +33,7 @@ ZERO = Decimal("0.00")
 class PlanSettings:
     """The ``[quickbooks]`` settings that shape a plan (built from the config by the caller)."""
 
-    mode: PostingMode = PostingMode.BILL
+    mode: ReimbursableMode = ReimbursableMode.BILL
     txn_date: TxnDateRule = TxnDateRule.LAST_EXPENSE
     ap_account: str = "Accounts Payable"
     journal_credit_account: str = "Accounts Payable"

@@ -104,7 +104,7 @@ def _groups(
 ) -> list[Group]:
     groups = []
     if own:
-        kind = KINDS[settings.mode]
+        kind = KINDS[PostingMode(settings.mode.value)]
         group = kind.group(report, own, vendor, kind.account(settings), settings, blocks)
         if group is None:
             return []

@@ -33,7 +33,7 @@ from typing import Any
 from mlconnector.config import Config, Secret, load_config, write_config
 from mlconnector.errors import MlConnectorError
 from mlconnector.expensify.client import ExpensifyClient, RateLimiter
-from mlconnector.models import PostingMode, PostingState
+from mlconnector.models import PostingState, ReimbursableMode
 from mlconnector.paths import Paths, resolve_paths
 from mlconnector.redact import redact_text, register_secret
 from mlconnector.sandbox import demo_sample as sample
@@ -142,7 +142,7 @@ def _quiet(step: str) -> None:
 def run_demo(
     home: Path,
     *,
-    mode: PostingMode = PostingMode.BILL,
+    mode: ReimbursableMode = ReimbursableMode.BILL,
     keep: bool = False,
     today: dt.date | None = None,
     progress: Progress | None = None,
@@ -246,7 +246,7 @@ def _paths(home: Path) -> Paths:
     return resolve_paths(home, environ={})
 
 
-def _write_home(home: Path, expensify: ExpensifySimulator, password: str, mode: PostingMode,
+def _write_home(home: Path, expensify: ExpensifySimulator, password: str, mode: ReimbursableMode,
                 today: dt.date) -> Config:
     """config.toml and state.db, written by the same code as ``mlconnector init``."""
     paths = _paths(home)

@@ -17,7 +17,7 @@ from mlconnector.config import (
     write_config,
 )
 from mlconnector.errors import ConfigError, ConfigProblem
-from mlconnector.models import PostingMode
+from mlconnector.models import ReimbursableMode
 from mlconnector.passwords import hash_password
 from mlconnector.paths import ENV_QBWC_PASSWORD, Paths, make_private_dir
 from mlconnector.store import Store
@@ -67,7 +67,7 @@ def build_config(base: Config, values: InitValues) -> Config:
     mode = base.quickbooks.mode
     if values.mode is not None:
         try:
-            mode = PostingMode(values.mode.strip().lower())
+            mode = ReimbursableMode(values.mode.strip().lower())
         except ValueError:
             problems.append(ConfigProblem("quickbooks.mode", f"must be bill or journal, not {values.mode!r}", "use --mode bill"))
     url = values.expensify_url or base.expensify.url

@@ -20,7 +20,14 @@ from typing import Any
 
 from mlconnector.config import Config, QuickBooksConfig
 from mlconnector.mapping.rules import How, MappingKind, Mappings, normalize_source
-from mlconnector.models import Block, NonReimbursablePolicy, Plan, PostingState, Report
+from mlconnector.models import (
+    Block,
+    NonReimbursablePolicy,
+    Plan,
+    PostingMode,
+    PostingState,
+    Report,
+)
 from mlconnector.plan import PlanSettings, plan_report
 from mlconnector.services.mappings import load_mappings
 from mlconnector.store import Store, skips
@@ -198,7 +205,7 @@ def _write(store: Store, report: Report, plan: Plan, actor: str, settings: PlanS
     for note in plan.notes:
         store.audit.append(AuditEvent.NOTE, actor=actor, report_id=report.report_id, detail=_block_dict(note))
     if plan.blocked:
-        add_blocked_report(store, report.report_id, mode=mode, report_fingerprint=fingerprint,
+        add_blocked_report(store, report.report_id, mode=PostingMode(mode.value), report_fingerprint=fingerprint,
                            reason=block_reason(plan.blocked), actor=actor)
         return 0
     if not plan.postings:
