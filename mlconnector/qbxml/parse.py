@@ -24,7 +24,7 @@ _LIST_RETS = {
     "ClassRet": ListKind.CLASS,
     "CustomerRet": ListKind.CUSTOMER,
 }
-_TXN_RETS = frozenset({"BillRet", "JournalEntryRet", "VendorCreditRet"})
+_TXN_RETS = frozenset({"BillRet", "JournalEntryRet", "VendorCreditRet", "CreditCardChargeRet", "CreditCardCreditRet"})
 
 
 @dataclass(frozen=True)

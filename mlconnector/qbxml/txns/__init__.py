@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from mlconnector.models import PostingMode
-from mlconnector.qbxml.txns import bill, journal
+from mlconnector.qbxml.txns import bill, credit_card, journal
 from mlconnector.qbxml.txns.kind import TxnKind
 
-TXN_KINDS: dict[PostingMode, TxnKind] = {kind.mode: kind for kind in (bill.KIND, journal.KIND)}
+TXN_KINDS: dict[PostingMode, TxnKind] = {
+    kind.mode: kind for kind in (bill.KIND, journal.KIND, credit_card.CHARGE_KIND, credit_card.CREDIT_KIND)
+}
 
 
 def txn_kind(mode: PostingMode) -> TxnKind:

@@ -31,12 +31,13 @@ def bill_add(posting: PlannedPosting, request_id: str, version: str) -> etree._E
         sub(bill, "Memo", text.memo(posting.memo))
     sub(bill, "ExternalGUID", external_guid(posting))
     for line in posting.lines:
-        _expense_line(bill, line)
+        expense_line_add(bill, line)
     return rq
 
 
-def _expense_line(bill: etree._Element, line: Line) -> None:
-    el = sub(bill, "ExpenseLineAdd")
+def expense_line_add(parent: etree._Element, line: Line) -> None:
+    """Append one ``ExpenseLineAdd`` (bills and card transactions share it)."""
+    el = sub(parent, "ExpenseLineAdd")
     ref(el, "AccountRef", line.account, text.MAX_ACCOUNT_NAME, "account")
     sub(el, "Amount", text.format_amount(line.amount))
     if line.memo:

@@ -37,6 +37,7 @@ from lxml import etree
 
 from mlconnector.sandbox.quickbooks.base import SimulatorBase
 from mlconnector.sandbox.quickbooks.bill import BillAdds
+from mlconnector.sandbox.quickbooks.credit_card import CreditCardAdds
 from mlconnector.sandbox.quickbooks.journal import JournalAdds
 from mlconnector.sandbox.quickbooks.lists import ListQueries
 from mlconnector.sandbox.quickbooks.records import (
@@ -61,7 +62,7 @@ from mlconnector.sandbox.quickbooks.records import (
 from mlconnector.sandbox.quickbooks.txns import TxnQueries
 
 
-class QuickBooksSimulator(ListQueries, BillAdds, JournalAdds, TxnQueries, SimulatorBase):
+class QuickBooksSimulator(ListQueries, BillAdds, JournalAdds, CreditCardAdds, TxnQueries, SimulatorBase):
     """An in-memory QuickBooks company answering qbXML.
 
     Args:
@@ -116,6 +117,8 @@ class QuickBooksSimulator(ListQueries, BillAdds, JournalAdds, TxnQueries, Simula
             sim.add_account(name)
         sim.add_vendor("Ann Smith", email="ann@example.com")
         sim.add_vendor("Bob Jones", email="bob@example.com")
+        sim.add_vendor("Credit Card Misc.")  # the default card_vendor_fallback
+        sim.add_vendor("Delta Air Lines")  # a card merchant's vendor (same name as in Expensify)
         for name in ("Sales", "Engineering", "Admin"):
             sim.add_class(name)
         sim.add_customer("Acme Corp")
@@ -292,6 +295,10 @@ class QuickBooksSimulator(ListQueries, BillAdds, JournalAdds, TxnQueries, Simula
                 "JournalEntryAddRq": lambda: self._journal_add(request, rs, message_set_id),
                 "BillQueryRq": lambda: self._txn_query(request, rs, "Bill"),
                 "JournalEntryQueryRq": lambda: self._txn_query(request, rs, "JournalEntry"),
+                "CreditCardChargeAddRq": lambda: self._card_add(request, rs, message_set_id, "CreditCardCharge"),
+                "CreditCardCreditAddRq": lambda: self._card_add(request, rs, message_set_id, "CreditCardCredit"),
+                "CreditCardChargeQueryRq": lambda: self._txn_query(request, rs, "CreditCardCharge"),
+                "CreditCardCreditQueryRq": lambda: self._txn_query(request, rs, "CreditCardCredit"),
             }
             handler = handlers.get(name)
             if handler is None:
