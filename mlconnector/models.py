@@ -111,6 +111,7 @@ class Expense:
     comment: str = ""
     reimbursable: bool = True
     billable: bool = False
+    card: str = ""  # the company card: its last four digits, else Expensify's card ID ("" when unknown)
 
 
 # The report fields planning reads (plan.py), plus the expenses: what the fingerprint covers.
@@ -145,8 +146,16 @@ class Report:
         Reimbursed by itself, and that must not read as "changed after posting".
         """
         material = {name: getattr(self, name) for name in POSTING_FIELDS}
-        material["expenses"] = [asdict(e) for e in self.expenses]
+        material["expenses"] = [_expense_material(e) for e in self.expenses]
         return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def _expense_material(expense: Expense) -> dict[str, Any]:
+    # The card joined the fingerprint later: left out when empty, so reports pulled before keep theirs.
+    material = asdict(expense)
+    if not material["card"]:
+        del material["card"]
+    return material
 
 
 @dataclass(frozen=True)
@@ -193,6 +202,8 @@ class PlannedPosting:
         """What the posting moves: the bill total, or the journal entry's total debits."""
         if self.mode is PostingMode.BILL:
             return sum((ln.amount for ln in self.lines), Decimal("0.00"))
+        if self.mode in (PostingMode.CREDIT_CARD_CHARGE, PostingMode.CREDIT_CARD_CREDIT):
+            return sum((ln.amount for ln in self.lines), Decimal("0.00"))  # one line, never negative
         return sum((ln.amount for ln in self.lines if ln.side is Side.DEBIT), Decimal("0.00"))
 
     @property

@@ -41,7 +41,9 @@ def test_map_set_list_and_unset(runner: CliRunner) -> None:
 def test_map_set_exits_1_with_one_line_for_an_unknown_kind(runner: CliRunner) -> None:
     result = _run(runner, "map", "set", "bogus", "a", "b")
     assert result.exit_code == 1
-    assert result.output == "Error: unknown mapping kind 'bogus' — use one of category, class, customer, employee\n"
+    assert result.output == (
+        "Error: unknown mapping kind 'bogus' — use one of category, class, customer, employee, card, merchant\n"
+    )
 
 
 def test_map_unset_exits_1_for_a_missing_mapping(runner: CliRunner) -> None:

@@ -1,6 +1,6 @@
 """Pure mapping: Expensify categories, tags and submitters to QuickBooks names, or why not.
 
-Four kinds of mapping (``mlconnector map set KIND SOURCE TARGET``):
+Six kinds of mapping (``mlconnector map set KIND SOURCE TARGET``):
 
 | kind       | source (Expensify)        | target (QuickBooks)      | fallback when unmapped                     |
 |------------|---------------------------|--------------------------|--------------------------------------------|
@@ -8,6 +8,8 @@ Four kinds of mapping (``mlconnector map set KIND SOURCE TARGET``):
 | class      | tag at ``class_tag_level``| class full name          | the class of the same full name            |
 | customer   | tag at ``customer_tag_level`` | customer:job full name | the customer:job of the same full name     |
 | employee   | submitter email           | vendor name              | the vendor whose email matches             |
+| card       | card's last four / card ID| credit card account      | ``quickbooks.card_account``                |
+| merchant   | merchant name             | vendor name (card payee) | the same-named vendor, else card_vendor_fallback |
 
 A same-name fallback is checked against the cached QuickBooks list when the server has fetched it,
 and used unchecked (QuickBooks itself will refuse a missing name) when no list is cached yet;
@@ -33,6 +35,8 @@ class MappingKind(StrEnum):
     CLASS = "class"
     CUSTOMER = "customer"
     EMPLOYEE = "employee"
+    CARD = "card"  # a company card (last four digits or card ID) -> its credit card account
+    MERCHANT = "merchant"  # a card expense's merchant -> the payee vendor of its charge or credit
 
 
 TARGET_LIST: Mapping[MappingKind, ListKind] = {
@@ -40,6 +44,8 @@ TARGET_LIST: Mapping[MappingKind, ListKind] = {
     MappingKind.CLASS: ListKind.CLASS,
     MappingKind.CUSTOMER: ListKind.CUSTOMER,
     MappingKind.EMPLOYEE: ListKind.VENDOR,
+    MappingKind.CARD: ListKind.ACCOUNT,
+    MappingKind.MERCHANT: ListKind.VENDOR,
 }
 
 # Longest full name QuickBooks accepts in a reference to each list (QBXML.md §9).
@@ -48,6 +54,8 @@ MAX_TARGET_LENGTH: Mapping[MappingKind, int] = {
     MappingKind.CLASS: 159,
     MappingKind.CUSTOMER: 209,
     MappingKind.EMPLOYEE: 41,
+    MappingKind.CARD: 159,
+    MappingKind.MERCHANT: 41,
 }
 
 
@@ -59,6 +67,7 @@ class How(StrEnum):
     SAME_NAME = "same_name"  # unmapped; the cached list has a record of the same full name
     SAME_NAME_UNCHECKED = "same_name_unchecked"  # unmapped; no cached list yet, the name is used as is
     EMAIL_MATCH = "email_match"  # unmapped employee; the cached vendor with that email
+    DEFAULT = "default"  # unmapped card or merchant; the configured card account or fallback vendor
     UNRESOLVED = "unresolved"  # blocks
 
 
@@ -124,7 +133,7 @@ class Resolved:
 def normalize_source(kind: MappingKind, source: str) -> str:
     """The key a source is stored under: emails compare case-insensitively, other names exactly."""
     source = source.strip()
-    return source.casefold() if kind is MappingKind.EMPLOYEE else source
+    return source.casefold() if kind in (MappingKind.EMPLOYEE, MappingKind.MERCHANT) else source
 
 
 def storable(name: str) -> bool:
@@ -183,6 +192,10 @@ class Mappings:
         """The QuickBooks name for ``source`` of ``kind``, with how it was found, or the problem and fix."""
         if kind is MappingKind.EMPLOYEE:
             return self._vendor(source)
+        if kind is MappingKind.CARD:
+            return self.card_account(source, "")
+        if kind is MappingKind.MERCHANT:
+            return self.payee(source, "")
         target = self.rules.get(kind, {}).get(normalize_source(kind, source))
         if target is not None:
             return self._check_mapped(kind, source, target)
@@ -254,6 +267,64 @@ class Mappings:
             fix=fix + " (or put the email in the vendor's Main Email field in QuickBooks)",
         )
 
+    def card_account(self, card: str, default: str) -> Resolved:
+        """The credit card account of a company card: its ``card`` mapping, else ``default`` (card_account)."""
+        kind = MappingKind.CARD
+        target = self.rules.get(kind, {}).get(normalize_source(kind, card)) if card.strip() else None
+        if target is not None:
+            return self._check_mapped(kind, card, target)
+        if default:
+            return self._default(kind, card, default, ListKind.ACCOUNT)
+        return Resolved(
+            kind, card, None, How.UNRESOLVED,
+            problem=f'card "{card}" is not mapped to a credit card account and quickbooks.card_account is not set',
+            fix=f"run {command('map', 'set', 'card', card.strip() or 'LAST4', 'CREDIT CARD ACCOUNT')}"
+                " or set quickbooks.card_account in config.toml",
+        )
+
+    def payee(self, merchant: str, fallback: str) -> Resolved:
+        """The payee of a card charge: the ``merchant`` mapping, else the vendor of the merchant's name
+        (ignoring case and surrounding spaces), else ``fallback`` (card_vendor_fallback).
+
+        Until the vendor list is cached an unmapped merchant blocks: the report is planned again
+        when the lists arrive, so a same-named vendor is never passed over for the fallback.
+        """
+        kind = MappingKind.MERCHANT
+        name = merchant.strip()
+        target = self.rules.get(kind, {}).get(normalize_source(kind, name)) if name else None
+        if target is not None:
+            return self._check_mapped(kind, merchant, target)
+        fix = f"run {command('map', 'set', 'merchant', name or 'MERCHANT', 'VENDOR NAME')}"
+        if ListKind.VENDOR not in self.lists.cached:
+            return Resolved(
+                kind, merchant, None, How.UNRESOLVED,
+                problem=f'merchant "{name}" is unmapped and the QuickBooks vendor list has not been fetched yet',
+                fix=fix + " (or let the Web Connector run once to match vendors by name)",
+            )
+        record = self.lists.find(ListKind.VENDOR, name) if name else None
+        if record is not None and record.is_active:
+            return Resolved(kind, merchant, record.full_name, How.SAME_NAME)
+        if fallback:
+            return self._default(kind, merchant, fallback, ListKind.VENDOR)
+        return Resolved(kind, merchant, None, How.UNRESOLVED,
+                        problem=f'merchant "{name}" matches no QuickBooks vendor', fix=fix)
+
+    def _default(self, kind: MappingKind, source: str, default: str, list_kind: ListKind) -> Resolved:
+        if list_kind not in self.lists.cached:
+            return Resolved(kind, source, default, How.DEFAULT)
+        record = self.lists.find(list_kind, default)
+        if record is not None and record.is_active:
+            return Resolved(kind, source, record.full_name, How.DEFAULT)
+        state = "is inactive in" if record is not None else "is not in"
+        setting = "card_account" if kind is MappingKind.CARD else "card_vendor_fallback"
+        return Resolved(
+            kind, source, None, How.UNRESOLVED,
+            problem=f'{kind} "{source.strip()}" falls back to {list_kind} "{default}" (quickbooks.{setting}), '
+                    f"which {state} QuickBooks",
+            fix=f"add it in QuickBooks (then mlconnector map refresh), change quickbooks.{setting}, or run "
+                f"{command('map', 'set', kind.value, source.strip() or kind.value.upper(), list_kind.value.upper())}",
+        )
+
     # ------------------------------------------------------------------ expenses and reports
 
     def tag(self, expense: Expense, level: int) -> str | None:
@@ -281,10 +352,18 @@ class Mappings:
         """The vendor for a report's submitter."""
         return self.resolve(MappingKind.EMPLOYEE, report.submitter_email)
 
-    def names_used(self, report: Report, *, needs_vendor: bool = True) -> list[Resolved]:
-        """Every name a report uses, resolved (what ``map check`` aggregates)."""
+    def names_used(self, report: Report, *, needs_vendor: bool = True,
+                   cards: tuple[str, str] | None = None) -> list[Resolved]:
+        """Every name a report uses, resolved (what ``map check`` aggregates).
+
+        ``cards`` = (card_account, card_vendor_fallback) when company-card expenses post as card
+        charges: their cards and merchants are included.
+        """
         found: list[Resolved] = [self.vendor(report)] if needs_vendor else []
         for expense in report.expenses:
             found.append(self.account(expense))
             found.extend(r for r in (self.klass(expense), self.customer(expense)) if r is not None)
+            if cards is not None and not expense.reimbursable and expense.amount != 0:
+                found.append(self.card_account(expense.card, cards[0]))
+                found.append(self.payee(expense.merchant, cards[1]))
         return found

@@ -290,12 +290,18 @@ CREATE TABLE request_failures (
 );
 """
 
+# The company card of an expense (last four digits, else Expensify's card ID; "" when unknown or personal).
+EXPENSE_CARD = """
+ALTER TABLE expenses ADD COLUMN card TEXT NOT NULL DEFAULT '';
+"""
+
 MIGRATIONS: Sequence[Migration] = (
     Migration("0001_initial_schema", INITIAL_SCHEMA),
     Migration("0003_plan_skips", PLAN_SKIPS),
     Migration("0005_qbxml_message_items", MESSAGE_ITEMS),
     Migration("0006_postings_autoincrement", _postings_autoincrement),
     Migration("0007_posting_txns", POSTING_TXNS),
+    Migration("0008_expense_card", EXPENSE_CARD),
 )
 
 BOOKKEEPING = """
