@@ -161,8 +161,8 @@ _SECTIONS: dict[str, tuple[type[Any], dict[str, tuple[Parser, str]]]] = {
             "class_tag_level": (values.int_range(0, 9), "0 turns classes off"),
             "customer_tag_level": (values.int_range(0, 9), "0 turns customers off"),
             "non_reimbursable": (
-                lambda x: NonReimbursablePolicy(values.choice("exclude", "journal")(x)),
-                'use "exclude" or "journal"',
+                lambda x: NonReimbursablePolicy(values.choice("exclude", "journal", "credit_card")(x)),
+                'use "exclude", "journal" or "credit_card"',
             ),
             "card_account": (values.as_text, "the credit card account's full name"),
             "company_file": (values.as_text, 'leave "" to use the company file open in QuickBooks'),
@@ -252,6 +252,15 @@ def _cross_checks(sections: Mapping[str, Mapping[str, Any]]) -> list[ConfigProbl
                 "quickbooks.card_account",
                 'missing while non_reimbursable = "journal"',
                 "set the credit card account's full name",
+            )
+        )
+    if policy is NonReimbursablePolicy.CREDIT_CARD and not qb.get("card_account"):
+        problems.append(
+            ConfigProblem(
+                "quickbooks.card_account",
+                'missing while non_reimbursable = "credit_card"',
+                "set the full name of the credit card account that unmapped cards post to "
+                "(map each card with: mlconnector map set card LAST4 ACCOUNT)",
             )
         )
     return problems

@@ -40,6 +40,7 @@ class PlanSettings:
     max_lines_per_txn: int = 250
     non_reimbursable: NonReimbursablePolicy = NonReimbursablePolicy.EXCLUDE
     card_account: str = ""
+    card_vendor_fallback: str = "Credit Card Misc."
 
 
 def digest(text: str, length: int) -> str:
@@ -147,6 +148,7 @@ class Group:
     parts: list[list[Line]]
     vendor: str
     account: str
+    txn_date: dt.date | None = None  # the group's own date (a card expense's), else the report's
 
 
 class PostingKind(Protocol):

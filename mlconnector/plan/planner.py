@@ -11,6 +11,8 @@ Rules (ARCHITECTURE.md, "Posting rules"):
   the full report ID starts every line memo.
 - **Company-card expenses** are not owed to the employee: left out with a note, or (policy
   ``journal``) posted in their own journal entry crediting ``card_account``.
+- **Company-card charges** (policy ``credit_card``): one credit card charge per card purchase, one
+  credit per refund, each its own part (``plan/credit_card.py``).
 - **Parts**: more lines than ``max_lines_per_txn`` → several postings, each a complete transaction
   (each journal part balances on its own); the parts' expense amounts sum to the report total.
 
@@ -34,7 +36,7 @@ from mlconnector.models import (
     PostingMode,
     Report,
 )
-from mlconnector.plan import bill, journal
+from mlconnector.plan import bill, credit_card, journal
 from mlconnector.plan.core import (
     ZERO,
     Coded,
@@ -47,7 +49,9 @@ from mlconnector.plan.core import (
 )
 
 # The transaction kinds, by the posting mode that selects them (quickbooks.mode and non_reimbursable).
-KINDS: dict[PostingMode, PostingKind] = {kind.mode: kind for kind in (bill.KIND, journal.KIND)}
+KINDS: dict[PostingMode, PostingKind] = {
+    kind.mode: kind for kind in (bill.KIND, journal.KIND, credit_card.CHARGE_KIND, credit_card.CREDIT_KIND)
+}
 
 
 def plan_report(report: Report, mappings: Mappings, settings: PlanSettings, *, posting_day: dt.date) -> Plan:
@@ -74,7 +78,8 @@ def plan_report(report: Report, mappings: Mappings, settings: PlanSettings, *, p
         return Plan(blocked=tuple(blocks), notes=tuple(notes))
     own_coded = [c for c in coded[: len(own)] if c is not None]
     card_coded = [c for c in coded[len(own) :] if c is not None]
-    groups = _groups(report, own_coded, card_coded, (vendor.target or "") if vendor else "", settings, blocks)
+    groups = _groups(report, own_coded, card_coded, (vendor.target or "") if vendor else "", settings, blocks,
+                     mappings)
     if blocks:
         return Plan(blocked=tuple(blocks), notes=tuple(notes))
     if not groups:
@@ -100,7 +105,8 @@ def _kept_expenses(report: Report, settings: PlanSettings, notes: list[Block]) -
 
 
 def _groups(
-    report: Report, own: list[Coded], card: list[Coded], vendor: str, settings: PlanSettings, blocks: list[Block]
+    report: Report, own: list[Coded], card: list[Coded], vendor: str, settings: PlanSettings, blocks: list[Block],
+    mappings: Mappings,
 ) -> list[Group]:
     groups = []
     if own:
@@ -109,7 +115,12 @@ def _groups(
         if group is None:
             return []
         groups.append(group)
-    if card:  # company-card expenses post as a journal entry crediting the card account
+    if card and settings.non_reimbursable is NonReimbursablePolicy.CREDIT_CARD:
+        card_groups = credit_card.card_groups(report, card, mappings, settings, blocks)
+        if blocks:
+            return []
+        groups.extend(card_groups)
+    elif card:  # company-card expenses post as a journal entry crediting the card account
         group = KINDS[PostingMode.JOURNAL].group(report, card, "", settings.card_account, settings, blocks)
         if group is None:
             return []

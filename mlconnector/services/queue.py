@@ -87,6 +87,7 @@ def settings_for(config: Config | QuickBooksConfig) -> PlanSettings:
         mode=qb.mode, txn_date=qb.txn_date, ap_account=qb.ap_account,
         journal_credit_account=qb.journal_credit_account, max_lines_per_txn=qb.max_lines_per_txn,
         non_reimbursable=qb.non_reimbursable, card_account=qb.card_account,
+        card_vendor_fallback=qb.card_vendor_fallback,
     )
 
 
@@ -298,7 +299,9 @@ def check_mappings(store: Store, config: Config | QuickBooksConfig) -> MappingCh
         needs_vendor = any(e.reimbursable and e.amount != 0 for e in report.expenses)
         if settings.non_reimbursable is NonReimbursablePolicy.EXCLUDE:
             report = replace(report, expenses=tuple(e for e in report.expenses if e.reimbursable))
-        for resolved in mappings.names_used(report, needs_vendor=needs_vendor):
+        cards = ((settings.card_account, settings.card_vendor_fallback)
+                 if settings.non_reimbursable is NonReimbursablePolicy.CREDIT_CARD else None)
+        for resolved in mappings.names_used(report, needs_vendor=needs_vendor, cards=cards):
             key = (resolved.kind, normalize_source(resolved.kind, resolved.source))
             known = found.get(key)
             reports = (known.reports if known else ()) + ((rid,) if not known or rid not in known.reports else ())
