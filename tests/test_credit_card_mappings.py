@@ -77,3 +77,38 @@ def test_map_set_list_export_import_and_unset_card_and_merchant(runner: CliRunne
         again = json.loads(runner.invoke(app, ["map", "list", "--json"]).output)
         assert sorted((r["kind"], r["source"], r["target"]) for r in again) == rows
     assert runner.invoke(app, ["map", "check"]).exit_code in (0, 1)
+
+
+def test_card_numbers_arriving_for_a_posted_report_are_recorded_and_are_not_a_change(store: Store) -> None:
+    from dataclasses import replace
+
+    from mlconnector.models import PostingState
+    from mlconnector.store.postings import add_posting, transition
+    from mlconnector.store.reports import SaveOutcome
+
+    from .factories import bill
+
+    before = replace(REPORT, report_id="R00001", expenses=(replace(CARD, card=""),))  # pulled before 0008
+    save_report(store, before)
+    pid = add_posting(store, bill(), state=PostingState.QUEUED, report_fingerprint="x", actor="t")
+    transition(store, pid, PostingState.SENT, actor="t")
+    after = replace(before, expenses=(CARD,))
+    assert save_report(store, after) is SaveOutcome.UNCHANGED
+    assert load_report(store, "R00001").expenses[0].card == "4242"
+    assert save_report(store, after) is SaveOutcome.UNCHANGED
+    edited = replace(after, expenses=(replace(CARD, amount=Decimal("13.00")),), total=Decimal("13.00"))
+    assert save_report(store, edited) is SaveOutcome.CHANGED_AFTER_POSTING
+
+
+def test_the_expensify_simulator_exports_company_cards_with_their_numbers_and_refunds() -> None:
+    from mlconnector.expensify.parse import iter_export
+    from mlconnector.sandbox.expensify_data import demo_reports
+    from mlconnector.sandbox.export_render import render_export
+
+    raw = demo_reports(60, 8)
+    parsed = [r for r in iter_export("".join(render_export(raw)).encode().splitlines()) if isinstance(r, Report)]
+    expenses = [e for r in parsed for e in r.expenses]
+    cards = [e for e in expenses if not e.reimbursable]
+    assert cards and {e.card for e in cards} == {"4242", "1111"}
+    assert all(e.card == "" for e in expenses if e.reimbursable)
+    assert any(e.amount < 0 for e in cards)  # card refunds

@@ -138,6 +138,25 @@ def _bool(value: Any, what: str, default: bool | None) -> bool:
     raise _Invalid(f"{what} is not true or false ({value!r})")
 
 
+def card_identifier(expense: dict[str, Any]) -> str:
+    """The company card of an expense: the last four digits of ``cardNumber`` (masked, e.g.
+    ``1234XXXXXXXX1979``), else ``cardID``, else "".
+
+    Both fields are unverified in the exporter's data model (EXPENSIFY.md §4): anything that is not
+    text or a number is ignored rather than refused, and a number with fewer than four digits is
+    not taken for a card number.
+    """
+    number = expense.get("cardNumber")
+    if isinstance(number, (str, int)) and not isinstance(number, bool):
+        digits = "".join(ch for ch in str(number) if ch.isdigit())
+        if len(digits) >= 4:
+            return digits[-4:]
+    card_id = expense.get("cardID")
+    if isinstance(card_id, (str, int)) and not isinstance(card_id, bool):
+        return str(card_id).strip()
+    return ""
+
+
 def _expense(data: Any, n: int, report_currency: str) -> Expense:
     if not isinstance(data, dict):
         raise _Invalid(f"expense {n} is not an object")
@@ -161,6 +180,7 @@ def _expense(data: Any, n: int, report_currency: str) -> Expense:
         # A missing reimbursable flag would decide between an employee's bill and a card charge.
         reimbursable=_bool(data.get("reimbursable"), f"{where} reimbursable", None),
         billable=_bool(data.get("billable"), f"{where} billable", False),
+        card=card_identifier(data),
     )
 
 

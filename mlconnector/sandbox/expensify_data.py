@@ -37,6 +37,15 @@ def demo_policies() -> dict[str, dict[str, Any]]:
     }
 
 
+# Company cards as the exporter's older field list names them (masked number, card ID); unverified.
+_CARDS = (("4111XXXXXXXX4242", "9001"), ("5500XXXXXXXX1111", "9002"))
+
+
+def _company_card(seed: int) -> dict[str, str]:
+    number, card_id = _CARDS[seed % len(_CARDS)]
+    return {"cardNumber": number, "cardID": card_id}
+
+
 def _email(name: str) -> str:
     local = "".join(ch for ch in name.split()[0].lower() if ch.isalpha())
     return f"{local}@example.com"
@@ -56,14 +65,17 @@ def demo_report(number: int, expenses: int = 5, *, rng: random.Random | None = N
         if k and rng.random() < 0.05:
             cents = -rng.randint(100, 5_000)  # a refund
         total += cents
+        transaction_id = str(rng.randint(10**15, 10**19))
         items.append({
-            "transactionID": str(rng.randint(10**15, 10**19)),
+            "transactionID": transaction_id,
             "created": (created + dt.timedelta(days=k % 5)).isoformat(),
             "merchant": rng.choice(_MERCHANTS), "amount": cents, "modifiedAmount": 0, "currency": "USD",
             "category": rng.choice(_CATEGORIES), "tag": rng.choice(_TAGS),
             "comment": rng.choice(("", "client visit", "line1\nline2")),
             "reimbursable": rng.random() < 0.85, "billable": rng.random() < 0.2,
         })
+        if not items[-1]["reimbursable"]:  # a company card, picked without drawing (the data stays the same)
+            items[-1].update(_company_card(int(transaction_id)))
     return {
         "reportID": report_id, "reportName": f"{name.split()[0]}'s expenses #{number}", "status": "Approved",
         "accountEmail": _email(name), "submitter": {"fullName": name}, "currency": "USD",

@@ -72,7 +72,8 @@ def _expense(e: Mapping[str, Any]) -> dict[str, Any]:
         "modifiedMerchant": s(e.get("modifiedMerchant")), "amount": n(e.get("amount")),
         "modifiedAmount": n(e.get("modifiedAmount")), "convertedAmount": n(e.get("convertedAmount")),
         "currency": s(e.get("currency")), "category": s(e.get("category")), "tag": s(e.get("tag")),
-        "comment": s(e.get("comment")), "reimbursable": b(e.get("reimbursable")), "billable": b(e.get("billable")),
+        "comment": s(e.get("comment")), "cardID": s(e.get("cardID")), "cardNumber": s(e.get("cardNumber")),
+        "reimbursable": b(e.get("reimbursable")), "billable": b(e.get("billable")),
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from enum import StrEnum
 
 from mlconnector.errors import NotFoundError
@@ -64,6 +65,23 @@ def _report_values(report: Report) -> tuple[object, ...]:
     )
 
 
+def _only_cards_arrived(report: Report, old_fingerprint: str) -> bool:
+    """True when the report differs from the stored one only by card identifiers that were not known
+    before (reports pulled before the card was exported, migration 0008): not a change to what was posted."""
+    if not any(e.card for e in report.expenses):
+        return False
+    without = replace(report, expenses=tuple(replace(e, card="") for e in report.expenses))
+    return without.fingerprint() == old_fingerprint
+
+
+def _record_cards(store: Store, report: Report, fingerprint: str) -> None:
+    store.conn.executemany(
+        "UPDATE expenses SET card = ? WHERE report_id = ? AND transaction_id = ?",
+        [(e.card, report.report_id, e.transaction_id) for e in report.expenses],
+    )
+    store.conn.execute("UPDATE reports SET fingerprint = ? WHERE report_id = ?", (fingerprint, report.report_id))
+
+
 def save_report(store: Store, report: Report, *, actor: str = "pull") -> SaveOutcome:
     """Store a pulled report (with its audit row, in one transaction) and say what changed."""
     now = store.timestamp()
@@ -98,6 +116,9 @@ def save_report(store: Store, report: Report, *, actor: str = "pull") -> SaveOut
             )
             return SaveOutcome.UNCHANGED
         if seen_by_quickbooks(store, report.report_id):
+            if _only_cards_arrived(report, old_fingerprint):
+                _record_cards(store, report, fingerprint)
+                return SaveOutcome.UNCHANGED
             if changed_fingerprint == fingerprint:
                 return SaveOutcome.CHANGED_AFTER_POSTING  # already flagged and audited
             store.conn.execute(

@@ -35,7 +35,9 @@ AWKWARD: list[dict[str, Any]] = [
              "merchant": "Refund", "modifiedMerchant": "Refund (edited)", "amount": -500, "modifiedAmount": -450,
              "category": "Travel", "tag": "Ops\\:Support\\:Tier 1", "reimbursable": "true", "billable": "false"},
             {"transactionID": "3", "created": "2026-03-04", "amount": 1000, "convertedAmount": 1100.0,
-             "currency": "GBP", "reimbursable": False},
+             "currency": "GBP", "reimbursable": False, "cardNumber": "4111XXXXXXXX4242", "cardID": 9001},
+            {"transactionID": "4", "created": "2026-03-05", "amount": -250, "merchant": "Delta Air Lines",
+             "reimbursable": False, "cardID": "C-77"},
         ],
     },
     {"reportID": 1234567, "accountEmail": "bo@example.com", "total": "0", "transactionList": []},
@@ -73,8 +75,10 @@ def test_freemarker_output_parses_into_the_expected_reports(rendered: str) -> No
     items = list(iter_export(rendered.encode().splitlines()))
     first, second, third, fourth = items
     assert isinstance(first, Report)
-    assert [e.tags for e in first.expenses] == [("Sales:East", "Project X"), ("Ops:Support:Tier 1",), ()]
-    assert [str(e.amount) for e in first.expenses] == ["12345.67", "-4.50", "11.00"]
+    assert [e.tags for e in first.expenses] == [("Sales:East", "Project X"), ("Ops:Support:Tier 1",), (), ()]
+    assert [str(e.amount) for e in first.expenses] == ["12345.67", "-4.50", "11.00", "-2.50"]
+    assert [e.card for e in first.expenses] == ["", "", "4242", "C-77"]  # last four, else the card ID
+    assert [e.reimbursable for e in first.expenses] == [True, True, False, False]
     assert first.expenses[0].comment == "C:\\Temp\\new\r\nline" and first.expenses[0].merchant.endswith("🍕")
     assert first.expenses[1].billable is False and first.expenses[1].reimbursable is True
     assert isinstance(second, Report) and second.report_id == "1234567" and second.expenses == ()
