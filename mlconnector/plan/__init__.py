@@ -10,9 +10,11 @@ ExternalGUID or the stored TxnID) and the audit treat every kind alike.
 
 from mlconnector.plan.bill import bill_ref_number
 from mlconnector.plan.core import PlanSettings, expense_memo
+from mlconnector.plan.credit_card import card_ref_number
 from mlconnector.plan.journal import journal_ref_number
 from mlconnector.plan.planner import KINDS, plan_report, plan_reports
 
 __all__ = [
-    "KINDS", "PlanSettings", "bill_ref_number", "expense_memo", "journal_ref_number", "plan_report", "plan_reports",
+    "KINDS", "PlanSettings", "bill_ref_number", "card_ref_number", "expense_memo", "journal_ref_number",
+    "plan_report", "plan_reports",
 ]

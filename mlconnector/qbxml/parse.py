@@ -24,7 +24,9 @@ _LIST_RETS = {
     "ClassRet": ListKind.CLASS,
     "CustomerRet": ListKind.CUSTOMER,
 }
-_TXN_RETS = frozenset({"BillRet", "JournalEntryRet", "VendorCreditRet", "CreditCardChargeRet", "CreditCardCreditRet"})
+_TXN_RETS = frozenset({
+    "BillRet", "JournalEntryRet", "VendorCreditRet", "CreditCardChargeRet", "CreditCardCreditRet",
+})
 
 
 @dataclass(frozen=True)
