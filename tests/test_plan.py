@@ -99,8 +99,8 @@ def test_every_problem_in_a_report_is_reported_at_once() -> None:
 
 def test_a_negative_bill_is_blocked_and_journal_mode_posts_it() -> None:
     r = report("R1", expense(1, "5.00"), expense(2, "-20.00"))
-    (block,) = _plan(r).blocked
-    assert "cannot be negative" in block.reason and "journal" in block.fix
+    (block,) = _plan(r, negative_reports="block").blocked
+    assert "cannot be negative" in block.reason and "journal" in block.fix and "vendor_credit" in block.fix
     (je,) = _plan(r, mode=PostingMode.JOURNAL).postings
     assert all(ln.amount >= 0 for ln in je.lines)
     closing = je.lines[-1]
@@ -247,7 +247,8 @@ def reports(draw: st.DrawFn) -> Report:
 def test_every_plan_balances_sums_to_the_total_and_builds_schema_valid_qbxml(
     reference_dir: Path, r: Report, mode: ReimbursableMode, card: NonReimbursablePolicy, max_lines: int, version: str
 ) -> None:
-    s = PlanSettings(mode=mode, non_reimbursable=card, card_account="Company Card", max_lines_per_txn=max_lines)
+    s = PlanSettings(mode=mode, non_reimbursable=card, card_account="Company Card", max_lines_per_txn=max_lines,
+                     check_account="Checking", card_bill_vendor="Card Issuer")
     plan = plan_report(r, ANN, s, posting_day=DAY)
     if plan.blocked:
         assert all(b.report_id == r.report_id and b.reason and b.fix for b in plan.blocked)

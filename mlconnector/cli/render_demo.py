@@ -53,7 +53,10 @@ def story_view(data: dict[str, Any]) -> RenderableType:
     return Group(*lines)
 
 
-_KINDS = {"Bill": ("bill", "bills"), "Journal entry": ("journal entry", "journal entries")}
+_KINDS = {"Bill": ("bill", "bills"), "Journal entry": ("journal entry", "journal entries"),
+          "Check": ("check", "checks"), "Vendor credit": ("vendor credit", "vendor credits"),
+          "Credit card charge": ("credit card charge", "credit card charges"),
+          "Credit card credit": ("credit card credit", "credit card credits")}
 
 
 def _count_kind(n: int, kind: str) -> str:

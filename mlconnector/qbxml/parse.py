@@ -24,7 +24,8 @@ _LIST_RETS = {
     "ClassRet": ListKind.CLASS,
     "CustomerRet": ListKind.CUSTOMER,
 }
-_TXN_RETS = frozenset({"BillRet", "JournalEntryRet", "VendorCreditRet"})
+_TXN_RETS = frozenset({"BillRet", "JournalEntryRet", "VendorCreditRet", "CheckRet", "CreditCardChargeRet",
+                       "CreditCardCreditRet"})
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from mlconnector.models import PostingMode
-from mlconnector.qbxml.txns import bill, journal
+from mlconnector.qbxml.txns import bill, check, journal, vendor_credit
 from mlconnector.qbxml.txns.kind import TxnKind
 
-TXN_KINDS: dict[PostingMode, TxnKind] = {kind.mode: kind for kind in (bill.KIND, journal.KIND)}
+TXN_KINDS: dict[PostingMode, TxnKind] = {kind.mode: kind for kind in (bill.KIND, journal.KIND, vendor_credit.KIND, check.KIND)}
 
 
 def txn_kind(mode: PostingMode) -> TxnKind:
