@@ -58,12 +58,13 @@ def check_query(posting: PlannedPosting, request_id: str, version: str) -> etree
     if not posting.to_be_printed:
         sub(rq, "RefNumber", posting.ref_number)
     else:
-        entity = sub(rq, "EntityFilter")
-        sub(entity, "FullName", posting.vendor)
+        # Schema order: the date filter, then the entity filter.
         dates = sub(rq, "TxnDateRangeFilter")
         day: dt.date = posting.txn_date
         sub(dates, "FromTxnDate", day.isoformat())
         sub(dates, "ToTxnDate", day.isoformat())
+        entity = sub(rq, "EntityFilter")
+        sub(entity, "FullName", posting.vendor)
     sub(rq, "IncludeLineItems", "false")
     return rq
 
