@@ -66,6 +66,7 @@ class QuickBooksConfig:
     card_vendor_fallback: str = "Credit Card Misc."
     card_bill_vendor: str = ""
     negative_reports: str = "vendor_credit"
+    journal_lines: str = "expense"
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,7 @@ _SECTIONS: dict[str, tuple[type[Any], dict[str, tuple[Parser, str]]]] = {
             "card_vendor_fallback": (values.nonempty, "the payee of a card charge whose merchant matches no vendor"),
             "card_bill_vendor": (values.as_text, "the vendor company-card bills are owed to (the card issuer)"),
             "negative_reports": (values.choice("vendor_credit", "block"), 'use "vendor_credit" or "block"'),
+            "journal_lines": (values.choice("expense", "grouped"), 'use "expense" or "grouped"'),
         },
     ),
     "qbwc": (
@@ -320,6 +322,7 @@ def config_to_toml(config: Config, *, include_secret: bool = True) -> dict[str, 
         "card_vendor_fallback": q.card_vendor_fallback,
         "card_bill_vendor": q.card_bill_vendor,
         "negative_reports": q.negative_reports,
+        "journal_lines": q.journal_lines,
     }
     qbwc = {
         "username": w.username,

@@ -104,3 +104,17 @@ def test_a_posting_of_another_kind_is_refused_by_each_builder() -> None:
         txn_kind(PostingMode.CHECK).add(credit, "p1", "13.0")
     with pytest.raises(Exception, match="not a vendor credit"):
         txn_kind(PostingMode.VENDOR_CREDIT).add(dataclasses.replace(credit, mode=PostingMode.BILL), "p1", "13.0")
+
+
+def test_grouped_journal_lines_sum_per_account_class_and_customer_and_name_the_expenses() -> None:
+    r = report("R1", expense(1, "10.00"), expense(2, "5.00"), expense(3, "-2.00"),
+               expense(4, "7.00", tags=("Sales",)))
+    (je,) = _plan(r, mode=ReimbursableMode.JOURNAL, journal_lines="grouped").postings
+    debits = [(ln.account, ln.klass, ln.customer, ln.amount, ln.memo) for ln in je.lines if ln.expense_id]
+    assert debits == [
+        ("Travel Expense", "Sales", "Acme Corp:Project X", D("13.00"), "R1: 3 expense(s): T0001, T0002, T0003"),
+        ("Travel Expense", "Sales", None, D("7.00"), "R1: 1 expense(s): T0004"),
+    ]
+    assert je.expense_total == r.total == D("20.00") and je.total == D("20.00")
+    (per_expense,) = _plan(r, mode=ReimbursableMode.JOURNAL).postings
+    assert sum(1 for ln in per_expense.lines if ln.expense_id) == 4

@@ -44,6 +44,7 @@ class PlanSettings:
     check_to_print: bool = False
     negative_reports: str = "vendor_credit"
     card_bill_vendor: str = ""
+    journal_lines: str = "expense"
 
 
 def digest(text: str, length: int) -> str:
