@@ -26,6 +26,8 @@ from mlconnector.redact import (
 )
 
 DEFAULT_EXPENSIFY_URL = "https://integrations.expensify.com/Integration-Server/ExpensifyIntegrations"
+# The company-card policies this version posts (credit_card follows with its transaction kinds).
+SUPPORTED_CARD_POLICIES = ("exclude", "journal", "credit_card", "debit_card", "bill")
 QBXML_VERSIONS = ("13.0", "16.0")
 
 
@@ -64,6 +66,7 @@ class QuickBooksConfig:
     card_vendor_fallback: str = "Credit Card Misc."
     card_bill_vendor: str = ""
     negative_reports: str = "vendor_credit"
+    journal_lines: str = "expense"
 
 
 @dataclass(frozen=True)
@@ -161,8 +164,8 @@ _SECTIONS: dict[str, tuple[type[Any], dict[str, tuple[Parser, str]]]] = {
             "class_tag_level": (values.int_range(0, 9), "0 turns classes off"),
             "customer_tag_level": (values.int_range(0, 9), "0 turns customers off"),
             "non_reimbursable": (
-                lambda x: NonReimbursablePolicy(values.choice("exclude", "journal", "credit_card")(x)),
-                'use "exclude", "journal" or "credit_card"',
+                lambda x: NonReimbursablePolicy(values.choice(*SUPPORTED_CARD_POLICIES)(x)),
+                "use " + ", ".join(f'"{p}"' for p in SUPPORTED_CARD_POLICIES),
             ),
             "card_account": (values.as_text, "the credit card account's full name"),
             "company_file": (values.as_text, 'leave "" to use the company file open in QuickBooks'),
@@ -171,6 +174,7 @@ _SECTIONS: dict[str, tuple[type[Any], dict[str, tuple[Parser, str]]]] = {
             "card_vendor_fallback": (values.nonempty, "the payee of a card charge whose merchant matches no vendor"),
             "card_bill_vendor": (values.as_text, "the vendor company-card bills are owed to (the card issuer)"),
             "negative_reports": (values.choice("vendor_credit", "block"), 'use "vendor_credit" or "block"'),
+            "journal_lines": (values.choice("expense", "grouped"), 'use "expense" or "grouped"'),
         },
     ),
     "qbwc": (
@@ -246,23 +250,22 @@ def _cross_checks(sections: Mapping[str, Mapping[str, Any]]) -> list[ConfigProbl
             )
         )
     policy = qb.get("non_reimbursable")
-    if policy is NonReimbursablePolicy.JOURNAL and not qb.get("card_account"):
-        problems.append(
-            ConfigProblem(
-                "quickbooks.card_account",
-                'missing while non_reimbursable = "journal"',
-                "set the credit card account's full name",
-            )
-        )
-    if policy is NonReimbursablePolicy.CREDIT_CARD and not qb.get("card_account"):
-        problems.append(
-            ConfigProblem(
-                "quickbooks.card_account",
-                'missing while non_reimbursable = "credit_card"',
-                "set the full name of the credit card account that unmapped cards post to "
-                "(map each card with: mlconnector map set card LAST4 ACCOUNT)",
-            )
-        )
+    needs = [
+        (qb.get("mode") is ReimbursableMode.CHECK, "check_account", 'mode = "check"',
+         "set the bank account's full name checks are written from"),
+        (policy is NonReimbursablePolicy.JOURNAL, "card_account", 'non_reimbursable = "journal"',
+         "set the credit card account's full name"),
+        (policy is NonReimbursablePolicy.CREDIT_CARD, "card_account", 'non_reimbursable = "credit_card"',
+         "set the full name of the credit card account that unmapped cards post to "
+         "(map each card with: mlconnector map set card LAST4 ACCOUNT)"),
+        (policy is NonReimbursablePolicy.DEBIT_CARD, "card_account", 'non_reimbursable = "debit_card"',
+         "set the bank account's full name the debit card draws on"),
+        (policy is NonReimbursablePolicy.BILL, "card_bill_vendor", 'non_reimbursable = "bill"',
+         "set the vendor company-card bills are owed to (the card issuer)"),
+    ]
+    for applies, key, why, fix in needs:
+        if applies and not qb.get(key):
+            problems.append(ConfigProblem(f"quickbooks.{key}", f"missing while {why}", fix))
     return problems
 
 
@@ -322,6 +325,7 @@ def config_to_toml(config: Config, *, include_secret: bool = True) -> dict[str, 
         "card_vendor_fallback": q.card_vendor_fallback,
         "card_bill_vendor": q.card_bill_vendor,
         "negative_reports": q.negative_reports,
+        "journal_lines": q.journal_lines,
     }
     qbwc = {
         "username": w.username,

@@ -50,11 +50,16 @@ class PostingMode(StrEnum):
     CREDIT_CARD_CREDIT = "credit_card_credit"  # one company-card refund
 
 
+# Transactions that carry expenses with the sign flipped (what the vendor or card gives back).
+CREDIT_MODES = frozenset({PostingMode.VENDOR_CREDIT, PostingMode.CREDIT_CARD_CREDIT})
+
+
 class ReimbursableMode(StrEnum):
     """How reports' reimbursable expenses are booked (``quickbooks.mode``); each value names the
     posting mode of its transaction kind."""
 
     BILL = "bill"
+    CHECK = "check"
     JOURNAL = "journal"
 
 
@@ -196,27 +201,28 @@ class PlannedPosting:
     account: str
     lines: tuple[Line, ...]
     memo: str = ""
+    to_be_printed: bool = False  # a check QuickBooks numbers when it prints: sent without a RefNumber
 
     @property
     def total(self) -> Decimal:
-        """What the posting moves: the bill total, or the journal entry's total debits."""
-        if self.mode is PostingMode.BILL:
-            return sum((ln.amount for ln in self.lines), Decimal("0.00"))
-        if self.mode in (PostingMode.CREDIT_CARD_CHARGE, PostingMode.CREDIT_CARD_CREDIT):
-            return sum((ln.amount for ln in self.lines), Decimal("0.00"))  # one line, never negative
-        return sum((ln.amount for ln in self.lines if ln.side is Side.DEBIT), Decimal("0.00"))
+        """What the posting moves: the sum of its lines, or a journal entry's total debits."""
+        if self.mode is PostingMode.JOURNAL:
+            return sum((ln.amount for ln in self.lines if ln.side is Side.DEBIT), Decimal("0.00"))
+        return sum((ln.amount for ln in self.lines), Decimal("0.00"))
 
     @property
     def expense_total(self) -> Decimal:
         """The signed sum of the expenses this posting carries (refunds negative), balancing lines left out.
 
-        Summed over a report's postings it equals the report's posted expenses to the cent.
+        Summed over a report's postings it equals the report's posted expenses to the cent. A vendor
+        credit or a card credit carries its expenses with the sign flipped; a journal entry by side.
         """
-        return sum(
-            (ln.amount if self.mode is PostingMode.BILL or ln.side is Side.DEBIT else -ln.amount
-             for ln in self.lines if ln.expense_id is not None),
-            Decimal("0.00"),
-        )
+        def signed(line: Line) -> Decimal:
+            if self.mode is PostingMode.JOURNAL:
+                return line.amount if line.side is Side.DEBIT else -line.amount
+            return -line.amount if self.mode in CREDIT_MODES else line.amount
+
+        return sum((signed(ln) for ln in self.lines if ln.expense_id is not None), Decimal("0.00"))
 
     def references(self) -> dict[ListKind, frozenset[str]]:
         """Every QuickBooks list name this posting refers to, by list, for the pre-send re-query."""

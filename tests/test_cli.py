@@ -177,3 +177,13 @@ def test_a_damaged_state_file_is_one_line_that_says_not_to_delete_it(runner: Cli
     result = runner.invoke(app, ["map", "list"])
     assert result.exit_code == 1 and result.output.count("\n") == 1
     assert "do not delete it" in result.output
+
+
+def test_init_in_check_mode_needs_the_bank_account_and_names_the_option(runner: CliRunner, home: Path) -> None:
+    refused = _init(runner, "--mode", "check")
+    assert refused.exit_code == 1 and not (home / "config.toml").exists()
+    assert "quickbooks.check_account" in refused.output and "--check-account" in refused.output
+    done = _init(runner, "--mode", "check", "--check-account", "Checking")
+    assert done.exit_code == 0, done.output
+    config = (home / "config.toml").read_text()
+    assert 'mode = "check"' in config and 'check_account = "Checking"' in config

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
         ({"expensify": {"export_label": " "}}, "expensify.export_label", "empty"),
         ({"expensify": {"partner_user_id": 5}}, "expensify.partner_user_id", "text"),
         ({"expensify": {"colour": "red"}}, "expensify.colour", "unknown key"),
-        ({"quickbooks": {"mode": "check"}}, "quickbooks.mode", "bill, journal"),
+        ({"quickbooks": {"mode": "cheque"}}, "quickbooks.mode", "bill, check, journal"),
         ({"quickbooks": {"txn_date": "today"}}, "quickbooks.txn_date", "last_expense"),
         ({"quickbooks": {"qbxml_version": "15.0"}}, "quickbooks.qbxml_version", "13.0"),
         ({"quickbooks": {"max_lines_per_txn": 0}}, "quickbooks.max_lines_per_txn", "from 1"),

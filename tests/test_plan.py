@@ -99,8 +99,8 @@ def test_every_problem_in_a_report_is_reported_at_once() -> None:
 
 def test_a_negative_bill_is_blocked_and_journal_mode_posts_it() -> None:
     r = report("R1", expense(1, "5.00"), expense(2, "-20.00"))
-    (block,) = _plan(r).blocked
-    assert "cannot be negative" in block.reason and "journal" in block.fix
+    (block,) = _plan(r, negative_reports="block").blocked
+    assert "cannot be negative" in block.reason and "journal" in block.fix and "vendor_credit" in block.fix
     (je,) = _plan(r, mode=PostingMode.JOURNAL).postings
     assert all(ln.amount >= 0 for ln in je.lines)
     closing = je.lines[-1]
@@ -240,20 +240,25 @@ def reports(draw: st.DrawFn) -> Report:
 @given(
     r=reports(),
     mode=st.sampled_from(list(ReimbursableMode)),
-    card=st.sampled_from([NonReimbursablePolicy.EXCLUDE, NonReimbursablePolicy.JOURNAL]),
+    card=st.sampled_from([NonReimbursablePolicy.EXCLUDE, NonReimbursablePolicy.JOURNAL, NonReimbursablePolicy.DEBIT_CARD,
+                          NonReimbursablePolicy.BILL]),
+    grouped=st.booleans(),
     max_lines=st.integers(2, 6),
     version=st.sampled_from(["13.0", "16.0"]),
 )
 def test_every_plan_balances_sums_to_the_total_and_builds_schema_valid_qbxml(
-    reference_dir: Path, r: Report, mode: ReimbursableMode, card: NonReimbursablePolicy, max_lines: int, version: str
+    reference_dir: Path, r: Report, mode: ReimbursableMode, card: NonReimbursablePolicy, grouped: bool, max_lines: int,
+    version: str,
 ) -> None:
-    s = PlanSettings(mode=mode, non_reimbursable=card, card_account="Company Card", max_lines_per_txn=max_lines)
+    s = PlanSettings(mode=mode, non_reimbursable=card, card_account="Company Card", max_lines_per_txn=max_lines,
+                     check_account="Checking", card_bill_vendor="Card Issuer",
+                     journal_lines="grouped" if grouped else "expense")
     plan = plan_report(r, ANN, s, posting_day=DAY)
     if plan.blocked:
         assert all(b.report_id == r.report_id and b.reason and b.fix for b in plan.blocked)
         event("blocked")
         return
-    posted = [e for e in r.expenses if e.reimbursable or card is NonReimbursablePolicy.JOURNAL]
+    posted = [e for e in r.expenses if e.reimbursable or card is not NonReimbursablePolicy.EXCLUDE]
     assert sum((p.expense_total for p in plan.postings), Decimal(0)) == sum((e.amount for e in posted), Decimal(0))
     requests = []
     for n, p in enumerate(plan.postings):

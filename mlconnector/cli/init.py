@@ -29,7 +29,12 @@ def init(
     qbwc_user: Annotated[
         str | None, typer.Option("--qbwc-user", help="User name the Web Connector logs in with.")
     ] = None,
-    mode: Annotated[str | None, typer.Option("--mode", help="Post reports as 'bill' (default) or 'journal'.")] = None,
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="Post reports as 'bill' (default), 'check' or 'journal'.")
+    ] = None,
+    check_account: Annotated[
+        str | None, typer.Option("--check-account", help="With --mode check: the bank account checks are written from.")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config.toml.")] = False,
 ) -> None:
     """Write config.toml and create the state file.
@@ -53,6 +58,7 @@ def init(
         qbwc_user=qbwc_user,
         qbwc_password=env.get(ENV_QBWC_PASSWORD) or None,
         mode=mode,
+        check_account=check_account,
     )
     if not non_interactive:
         values = _prompt_init_values(values)
@@ -80,7 +86,10 @@ def _prompt_init_values(values: Any) -> Any:
     password = values.qbwc_password or typer.prompt(
         "Web Connector password (hidden)", hide_input=True, confirmation_prompt=True
     )
-    mode = values.mode or typer.prompt("Post reports as bill or journal", default="bill")
+    mode = values.mode or typer.prompt("Post reports as bill, check or journal", default="bill")
+    check_account = values.check_account
+    if mode.strip().lower() == "check" and not check_account:
+        check_account = typer.prompt("Bank account checks are written from (its full name in QuickBooks)")
     return replace(
         values,
         expensify_user=expensify_user or None,
@@ -88,4 +97,5 @@ def _prompt_init_values(values: Any) -> Any:
         qbwc_user=qbwc_user,
         qbwc_password=password,
         mode=mode,
+        check_account=check_account,
     )

@@ -53,7 +53,10 @@ def story_view(data: dict[str, Any]) -> RenderableType:
     return Group(*lines)
 
 
-_KINDS = {"Bill": ("bill", "bills"), "Journal entry": ("journal entry", "journal entries")}
+_KINDS = {"Bill": ("bill", "bills"), "Journal entry": ("journal entry", "journal entries"),
+          "Check": ("check", "checks"), "Vendor credit": ("vendor credit", "vendor credits"),
+          "Credit card charge": ("credit card charge", "credit card charges"),
+          "Credit card credit": ("credit card credit", "credit card credits")}
 
 
 def _count_kind(n: int, kind: str) -> str:
@@ -77,8 +80,9 @@ def transactions_table(data: dict[str, Any]) -> RenderableType:
     what = " and ".join(_count_kind(sum(1 for t in txns if t["type"] == k), k) for k in kinds)
     table = Table(title=f"Posted to QuickBooks: {what or 'nothing'}", title_justify="left", title_style="bold",
                   box=box.SIMPLE_HEAD, pad_edge=False, caption_justify="left", caption_style="dim",
-                  caption="Total: what the employee is owed (Accounts Payable). Accounts: where it was spent, "
-                          "refunds subtracted.")
+                  caption=("Total: what the employee was paid by check" if data.get("mode") == "check" else
+                           "Total: what the employee is owed (Accounts Payable)")
+                  + ". Accounts: where it was spent, refunds subtracted.")
     # IDs never wrap (a broken TxnID cannot be searched for); names and accounts wrap at spaces.
     table.add_column("Report, employee", no_wrap=True)
     table.add_column("QuickBooks transaction", no_wrap=True)

@@ -1,7 +1,8 @@
 """Bills: reimbursable expenses owed to the employee's vendor, ``APAccountRef`` from the config.
 
 RefNumber = report ID (≤ 20; parts get ``-N``), one expense line per expense. A total below zero
-cannot be a bill: the report is blocked.
+cannot be a bill: it becomes a vendor credit (``vendor_credit``), or, with negative_reports = "block",
+the report is blocked.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from mlconnector.plan.core import (
     Coded,
     Group,
     PlanSettings,
-    chunks,
     digest,
     expense_memo,
-    line_sum,
+    expense_parts,
     part_suffix,
 )
 
@@ -37,30 +37,12 @@ def bill_ref_number(report_id: str, part: int = 1, part_count: int = 1) -> str:
 
 
 def bill_line(coded: Coded) -> Line:
+    """The expense line of a bill (also of checks and card charges): account, amount, memo, class, customer."""
     e = coded.expense
     return Line(
         account=coded.account, amount=e.amount, memo=expense_memo(e), customer=coded.customer,
         klass=coded.klass, billable=e.billable and coded.customer is not None, expense_id=e.transaction_id,
     )
-
-
-def _bill_parts(lines: Sequence[Line], size: int) -> list[list[Line]] | None:
-    """Lines cut into parts of at most ``size`` with no part below zero, or None when impossible.
-
-    In order first (readable); when that leaves a negative part, the lines are dealt round-robin
-    from the largest down so refunds sit beside purchases, each part kept in the report's order.
-    """
-    parts = chunks(lines, size)
-    if all(line_sum(p) >= 0 for p in parts):
-        return parts
-    count = len(parts)
-    order = {id(ln): n for n, ln in enumerate(lines)}
-    ranked = sorted(lines, key=lambda ln: (-ln.amount, order[id(ln)]))
-    dealt: list[list[Line]] = [ranked[i::count] for i in range(count)]
-    parts = [sorted(p, key=lambda ln: order[id(ln)]) for p in dealt]
-    if all(len(p) <= size and line_sum(p) >= 0 for p in parts):
-        return parts
-    return None
 
 
 class BillKind:
@@ -75,23 +57,9 @@ class BillKind:
     def group(self, report: Report, coded: Sequence[Coded], vendor: str, account: str, settings: PlanSettings,
               blocks: list[Block]) -> Group | None:
         """One expense line each, in parts that are each zero or more."""
-        lines = [bill_line(c) for c in coded]
-        if line_sum(lines) < 0:
-            blocks.append(Block(
-                report.report_id, f"the amount owed to the employee is {line_sum(lines)}, and a bill cannot be negative",
-                fix="enter it in QuickBooks as a vendor credit by hand, or set quickbooks.mode = \"journal\"",
-                field="total",
-            ))
-            return None
-        parts = _bill_parts(lines, settings.max_lines_per_txn)
-        if parts is None:
-            blocks.append(Block(
-                report.report_id, "the report cannot be split into bills that are each zero or more",
-                fix=f"raise quickbooks.max_lines_per_txn above {len(lines)}, or set quickbooks.mode = \"journal\"",
-                field="total",
-            ))
-            return None
-        return Group(self.mode, parts, vendor, account)
+        parts = expense_parts(report, [bill_line(c) for c in coded], settings, blocks, what="a bill", fix=(
+            'set quickbooks.negative_reports = "vendor_credit", or quickbooks.mode = "journal"'))
+        return None if parts is None else Group(self.mode, parts, vendor, account)
 
     def posting(self, report: Report, group: Group, lines: Sequence[Line], part: int, count: int, label: str,
                 date: dt.date) -> PlannedPosting:

@@ -40,6 +40,11 @@ class PlanSettings:
     max_lines_per_txn: int = 250
     non_reimbursable: NonReimbursablePolicy = NonReimbursablePolicy.EXCLUDE
     card_account: str = ""
+    check_account: str = ""
+    check_to_print: bool = False
+    negative_reports: str = "vendor_credit"
+    card_bill_vendor: str = ""
+    journal_lines: str = "expense"
     card_vendor_fallback: str = "Credit Card Misc."
 
 
@@ -148,6 +153,7 @@ class Group:
     parts: list[list[Line]]
     vendor: str
     account: str
+    to_be_printed: bool = False
     txn_date: dt.date | None = None  # the group's own date (a card expense's), else the report's
 
 
@@ -169,3 +175,43 @@ class PostingKind(Protocol):
                 date: dt.date) -> PlannedPosting:
         """One part as a posting: RefNumber, memo, closing lines."""
         ...
+
+
+def nonnegative_parts(lines: Sequence[Line], size: int) -> list[list[Line]] | None:
+    """Lines cut into parts of at most ``size`` with no part below zero, or None when impossible.
+
+    In order first (readable); when that leaves a negative part, the lines are dealt round-robin
+    from the largest down so refunds sit beside purchases, each part kept in the report's order.
+    """
+    parts = chunks(lines, size)
+    if all(line_sum(p) >= 0 for p in parts):
+        return parts
+    count = len(parts)
+    order = {id(ln): n for n, ln in enumerate(lines)}
+    ranked = sorted(lines, key=lambda ln: (-ln.amount, order[id(ln)]))
+    dealt: list[list[Line]] = [ranked[i::count] for i in range(count)]
+    parts = [sorted(p, key=lambda ln: order[id(ln)]) for p in dealt]
+    if all(len(p) <= size and line_sum(p) >= 0 for p in parts):
+        return parts
+    return None
+
+
+def expense_parts(report: Report, lines: Sequence[Line], settings: PlanSettings, blocks: list[Block], *,
+                  what: str, fix: str) -> list[list[Line]] | None:
+    """Expense lines in parts of at most ``max_lines_per_txn``, each zero or more; None with the block appended.
+
+    ``what`` names the transaction ("a bill", "a check") in the reason; ``fix`` says what to change.
+    """
+    total = line_sum(lines)
+    if total < 0:
+        blocks.append(Block(report.report_id, f"the amount is {total}, and {what} cannot be negative", fix=fix,
+                            field="total"))
+        return None
+    parts = nonnegative_parts(lines, settings.max_lines_per_txn)
+    if parts is None:
+        blocks.append(Block(
+            report.report_id, f"the report cannot be split into parts of {what} that are each zero or more",
+            fix=f"raise quickbooks.max_lines_per_txn above {len(lines)}, or set quickbooks.mode = \"journal\"",
+            field="total",
+        ))
+    return parts

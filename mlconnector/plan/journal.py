@@ -47,6 +47,29 @@ def journal_line(report: Report, coded: Coded) -> Line:
     )
 
 
+def grouped_lines(report: Report, lines: Sequence[Line]) -> list[Line]:
+    """One line per (account, class, customer:job, billable), netted, in first-seen order.
+
+    The memo names the report and every expense the line covers, so the allocation stays traceable; a
+    group that nets to zero is dropped (it moves no money).
+    """
+    groups: dict[tuple[str, str | None, str | None, bool], list[Line]] = {}
+    for line in lines:
+        groups.setdefault((line.account, line.klass, line.customer, line.billable), []).append(line)
+    grouped = []
+    for (account, klass, customer, billable), members in groups.items():
+        net = sum((ln.amount if ln.side is Side.DEBIT else -ln.amount for ln in members), ZERO)
+        if net == 0:
+            continue
+        covered = ", ".join(ln.expense_id or "" for ln in members)
+        grouped.append(Line(
+            account=account, amount=abs(net), memo=f"{report.report_id}: {len(members)} expense(s): {covered}",
+            side=Side.DEBIT if net > 0 else Side.CREDIT, customer=customer, klass=klass, billable=billable,
+            expense_id=covered,
+        ))
+    return grouped
+
+
 def _balancing_line(lines: Sequence[Line], account: str, entity: str | None, memo: str) -> Line | None:
     net = sum((ln.amount if ln.side is Side.DEBIT else -ln.amount for ln in lines), ZERO)
     if net == 0:
@@ -65,8 +88,11 @@ class JournalKind:
 
     def group(self, report: Report, coded: Sequence[Coded], vendor: str, account: str, settings: PlanSettings,
               blocks: list[Block]) -> Group | None:
-        """One line per expense, in parts that keep a line free for the balancing line."""
+        """One line per expense (or per account, class and customer:job with ``journal_lines = "grouped"``), in
+        parts that keep a line free for the balancing line."""
         lines = [journal_line(report, c) for c in coded]
+        if settings.journal_lines == "grouped":
+            lines = grouped_lines(report, lines)
         return Group(self.mode, chunks(lines, max(1, settings.max_lines_per_txn - 1)), vendor, account)
 
     def posting(self, report: Report, group: Group, lines: Sequence[Line], part: int, count: int, label: str,

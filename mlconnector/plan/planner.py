@@ -36,7 +36,7 @@ from mlconnector.models import (
     PostingMode,
     Report,
 )
-from mlconnector.plan import bill, credit_card, journal
+from mlconnector.plan import bill, check, credit_card, journal, vendor_credit
 from mlconnector.plan.core import (
     ZERO,
     Coded,
@@ -50,7 +50,9 @@ from mlconnector.plan.core import (
 
 # The transaction kinds, by the posting mode that selects them (quickbooks.mode and non_reimbursable).
 KINDS: dict[PostingMode, PostingKind] = {
-    kind.mode: kind for kind in (bill.KIND, journal.KIND, credit_card.CHARGE_KIND, credit_card.CREDIT_KIND)
+    kind.mode: kind for kind in (
+        bill.KIND, journal.KIND, check.KIND, vendor_credit.KIND, credit_card.CHARGE_KIND, credit_card.CREDIT_KIND,
+    )
 }
 
 
@@ -70,7 +72,8 @@ def plan_report(report: Report, mappings: Mappings, settings: PlanSettings, *, p
     date = txn_date_for(report, settings, posting_day)
     if isinstance(date, Block):
         blocks.append(date)
-    vendor = mappings.vendor(report) if own else None
+    needs_vendor = own or (card and settings.non_reimbursable is NonReimbursablePolicy.DEBIT_CARD)
+    vendor = mappings.vendor(report) if needs_vendor else None
     if vendor is not None and vendor.blocks:
         blocks.append(block_for(report, None, "submitter_email", vendor))
     coded = [code_expense(report, e, mappings, blocks) for e in (*own, *card)]
@@ -110,7 +113,7 @@ def _groups(
 ) -> list[Group]:
     groups = []
     if own:
-        kind = KINDS[PostingMode(settings.mode.value)]
+        kind = _own_kind(own, settings)
         group = kind.group(report, own, vendor, kind.account(settings), settings, blocks)
         if group is None:
             return []
@@ -120,12 +123,32 @@ def _groups(
         if blocks:
             return []
         groups.extend(card_groups)
-    elif card:  # company-card expenses post as a journal entry crediting the card account
-        group = KINDS[PostingMode.JOURNAL].group(report, card, "", settings.card_account, settings, blocks)
+    elif card:
+        kind, payee, account = _card_kind(vendor, settings)
+        group = kind.group(report, card, payee, account, settings, blocks)
         if group is None:
             return []
         groups.append(group)
     return groups
+
+
+def _own_kind(own: list[Coded], settings: PlanSettings) -> PostingKind:
+    """The kind reimbursable expenses are booked as: ``mode``, or a vendor credit for a negative bill."""
+    mode = PostingMode(settings.mode.value)
+    negative = sum((c.expense.amount for c in own), ZERO) < 0
+    if mode is PostingMode.BILL and negative and settings.negative_reports == "vendor_credit":
+        return KINDS[PostingMode.VENDOR_CREDIT]
+    return KINDS[mode]
+
+
+def _card_kind(vendor: str, settings: PlanSettings) -> tuple[PostingKind, str, str]:
+    """The kind, payee and closing account of a report's company-card expenses."""
+    policy = settings.non_reimbursable
+    if policy is NonReimbursablePolicy.DEBIT_CARD:  # paid from the bank: a check to the employee's vendor
+        return KINDS[PostingMode.CHECK], vendor, settings.card_account
+    if policy is NonReimbursablePolicy.BILL:  # owed to the card issuer
+        return KINDS[PostingMode.BILL], settings.card_bill_vendor, settings.ap_account
+    return KINDS[PostingMode.JOURNAL], "", settings.card_account  # a journal entry crediting the card account
 
 
 def _postings(report: Report, groups: list[Group], date: dt.date) -> list[PlannedPosting]:

@@ -8,7 +8,7 @@ import uuid
 from lxml import etree
 
 from mlconnector.errors import QbxmlError
-from mlconnector.models import PlannedPosting
+from mlconnector.models import Line, PlannedPosting
 from mlconnector.qbxml import text
 
 _GUID_NAMESPACE = uuid.UUID("6f1d0c3e-2f6b-4c41-9d7a-1b4d8e5f0a21")
@@ -55,3 +55,16 @@ def ref_number(value: str, limit: int) -> str:
     return value
 
 
+def expense_line(parent: etree._Element, line: Line) -> None:
+    """An ``ExpenseLineAdd`` (bills, checks, vendor credits, card charges and credits share its shape)."""
+    el = sub(parent, "ExpenseLineAdd")
+    ref(el, "AccountRef", line.account, text.MAX_ACCOUNT_NAME, "account")
+    sub(el, "Amount", text.format_amount(line.amount))
+    if line.memo:
+        sub(el, "Memo", text.memo(line.memo))
+    if line.customer:
+        ref(el, "CustomerRef", line.customer, text.MAX_CUSTOMER_NAME, "customer")
+    if line.klass:
+        ref(el, "ClassRef", line.klass, text.MAX_CLASS_NAME, "class")
+    if line.customer:
+        sub(el, "BillableStatus", "Billable" if line.billable else "NotBillable")

@@ -24,9 +24,8 @@ _LIST_RETS = {
     "ClassRet": ListKind.CLASS,
     "CustomerRet": ListKind.CUSTOMER,
 }
-_TXN_RETS = frozenset({
-    "BillRet", "JournalEntryRet", "VendorCreditRet", "CreditCardChargeRet", "CreditCardCreditRet",
-})
+_TXN_RETS = frozenset({"BillRet", "JournalEntryRet", "VendorCreditRet", "CheckRet", "CreditCardChargeRet",
+                       "CreditCardCreditRet"})
 
 
 @dataclass(frozen=True)

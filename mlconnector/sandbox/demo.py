@@ -253,7 +253,7 @@ def _write_home(home: Path, expensify: ExpensifySimulator, password: str, mode: 
     initialize(paths, InitValues(
         expensify_user=expensify.partner_user_id, expensify_url=expensify.url,
         expensify_secret=expensify.partner_user_secret, qbwc_user=QBWC_USER, qbwc_password=password,
-        mode=mode.value,
+        mode=mode.value, check_account="Checking" if mode is ReimbursableMode.CHECK else None,
     ))
     # init leaves the first pull's start to the user (or --since); the demo's reports are recent.
     written = load_config(paths.config_file, environ={})

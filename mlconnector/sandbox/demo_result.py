@@ -68,19 +68,27 @@ def _accounts(txn: Txn, credit_account: str) -> list[dict[str, str]]:
     """Net amount per expense account (refunds subtracted): where the money went."""
     net: dict[str, Decimal] = {}
     for line in txn.lines:
-        if txn.kind != "Bill" and _balancing(line, credit_account):
+        if txn.kind == "JournalEntry" and _balancing(line, credit_account):
             continue
         sign = -1 if line.side == "credit" else 1
         net[line.account] = net.get(line.account, Decimal("0")) + sign * line.amount
     return [{"account": name, "amount": _money(amount)} for name, amount in net.items()]
 
 
+# How each QuickBooks transaction kind is called on screen (and in --json).
+_TYPE_NAMES = {"Bill": "Bill", "JournalEntry": "Journal entry", "Check": "Check", "VendorCredit": "Vendor credit",
+               "CreditCardCharge": "Credit card charge", "CreditCardCredit": "Credit card credit"}
+
+
 def _owed(txn: Txn, credit_account: str) -> Decimal:
-    """What the transaction says the company owes the employee: the bill total, or the journal's A/P credit.
+    """What the transaction says the company owes (or, by check, paid) the employee: its total, or the
+    journal's A/P credit; a vendor credit counts against it.
 
     (A journal entry's own total is its debits, which count a refund's credit line twice over.)
     """
-    if txn.kind == "Bill":
+    if txn.kind == "VendorCredit":
+        return -txn.total
+    if txn.kind != "JournalEntry":
         return txn.total
     return sum((ln.amount if ln.side == "credit" else -ln.amount
                 for ln in txn.lines if _balancing(ln, credit_account)), Decimal("0"))
@@ -99,7 +107,7 @@ def transactions(store: Store, quickbooks: QuickBooksSimulator) -> list[dict[str
         out.append({
             "report_id": record.report_id, "part": f"{record.part}/{record.part_count}",
             "employee": report.submitter_name, "email": report.submitter_email, "vendor": posting.vendor,
-            "type": "Bill" if txn.kind == "Bill" else "Journal entry", "ref_number": txn.ref_number,
+            "type": _TYPE_NAMES.get(txn.kind, txn.kind), "ref_number": txn.ref_number,
             "txn_id": txn.txn_id, "edit_sequence": record.edit_sequence, "txn_date": txn.txn_date,
             "total": _money(_owed(txn, posting.account)), "report_total": _money(report.total),
             "credit_account": posting.account, "accounts": _accounts(txn, posting.account),

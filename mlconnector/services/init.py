@@ -34,6 +34,7 @@ class InitValues:
     qbwc_user: str | None = None
     qbwc_password: str | None = None
     mode: str | None = None
+    check_account: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,13 @@ def build_config(base: Config, values: InitValues) -> Config:
         try:
             mode = ReimbursableMode(values.mode.strip().lower())
         except ValueError:
-            problems.append(ConfigProblem("quickbooks.mode", f"must be bill or journal, not {values.mode!r}", "use --mode bill"))
+            choices = ", ".join(m.value for m in ReimbursableMode)
+            problems.append(ConfigProblem("quickbooks.mode", f"must be one of {choices}, not {values.mode!r}",
+                                          "use --mode bill"))
+    check_account = (values.check_account or base.quickbooks.check_account).strip()
+    if mode is ReimbursableMode.CHECK and not check_account:
+        problems.append(ConfigProblem("quickbooks.check_account", 'missing while mode = "check"',
+                                      'pass --check-account "Checking" (the bank account checks are written from)'))
     url = values.expensify_url or base.expensify.url
     if not url.startswith(("https://", "http://")):
         problems.append(ConfigProblem("expensify.url", f"must start with https:// (got {url!r})", "fix --expensify-url"))
@@ -91,7 +98,8 @@ def build_config(base: Config, values: InitValues) -> Config:
         url=url,
     )
     qbwc: QbwcConfig = replace(base.qbwc, username=username, password_hash=password_hash)
-    return replace(base, expensify=expensify, quickbooks=replace(base.quickbooks, mode=mode), qbwc=qbwc)
+    quickbooks = replace(base.quickbooks, mode=mode, check_account=check_account)
+    return replace(base, expensify=expensify, quickbooks=quickbooks, qbwc=qbwc)
 
 
 def initialize(paths: Paths, values: InitValues) -> InitResult:

@@ -86,7 +86,9 @@ def settings_for(config: Config | QuickBooksConfig) -> PlanSettings:
     return PlanSettings(
         mode=qb.mode, txn_date=qb.txn_date, ap_account=qb.ap_account,
         journal_credit_account=qb.journal_credit_account, max_lines_per_txn=qb.max_lines_per_txn,
-        non_reimbursable=qb.non_reimbursable, card_account=qb.card_account,
+        non_reimbursable=qb.non_reimbursable, card_account=qb.card_account, check_account=qb.check_account,
+        check_to_print=qb.check_to_print, negative_reports=qb.negative_reports, card_bill_vendor=qb.card_bill_vendor,
+        journal_lines=qb.journal_lines,
         card_vendor_fallback=qb.card_vendor_fallback,
     )
 

@@ -5,9 +5,16 @@ from __future__ import annotations
 from lxml import etree
 
 from mlconnector.errors import QbxmlError
-from mlconnector.models import Line, PlannedPosting, PostingMode
+from mlconnector.models import PlannedPosting, PostingMode
 from mlconnector.qbxml import text
-from mlconnector.qbxml.elements import external_guid, ref, ref_number, request, sub
+from mlconnector.qbxml.elements import (
+    expense_line,
+    external_guid,
+    ref,
+    ref_number,
+    request,
+    sub,
+)
 from mlconnector.qbxml.txns.kind import TxnKind
 from mlconnector.qbxml.xml import check_version
 
@@ -31,23 +38,8 @@ def bill_add(posting: PlannedPosting, request_id: str, version: str) -> etree._E
         sub(bill, "Memo", text.memo(posting.memo))
     sub(bill, "ExternalGUID", external_guid(posting))
     for line in posting.lines:
-        expense_line_add(bill, line)
+        expense_line(bill, line)
     return rq
-
-
-def expense_line_add(parent: etree._Element, line: Line) -> None:
-    """Append one ``ExpenseLineAdd`` (bills and card transactions share it)."""
-    el = sub(parent, "ExpenseLineAdd")
-    ref(el, "AccountRef", line.account, text.MAX_ACCOUNT_NAME, "account")
-    sub(el, "Amount", text.format_amount(line.amount))
-    if line.memo:
-        sub(el, "Memo", text.memo(line.memo))
-    if line.customer:
-        ref(el, "CustomerRef", line.customer, text.MAX_CUSTOMER_NAME, "customer")
-    if line.klass:
-        ref(el, "ClassRef", line.klass, text.MAX_CLASS_NAME, "class")
-    if line.customer:
-        sub(el, "BillableStatus", "Billable" if line.billable else "NotBillable")
 
 
 KIND = TxnKind(PostingMode.BILL, "Bill", bill_add)

@@ -11,8 +11,7 @@ from lxml import etree
 from mlconnector.errors import QbxmlError
 from mlconnector.models import PlannedPosting, PostingMode
 from mlconnector.qbxml import text
-from mlconnector.qbxml.elements import external_guid, ref, ref_number, request, sub
-from mlconnector.qbxml.txns.bill import expense_line_add
+from mlconnector.qbxml.elements import expense_line, external_guid, ref, ref_number, request, sub
 from mlconnector.qbxml.txns.kind import TxnKind
 from mlconnector.qbxml.xml import check_version
 
@@ -43,7 +42,7 @@ def _card_add(mode: PostingMode, posting: PlannedPosting, request_id: str, versi
         sub(add, "Memo", text.memo(posting.memo))
     sub(add, "ExternalGUID", external_guid(posting))
     for line in posting.lines:
-        expense_line_add(add, line)
+        expense_line(add, line)
     return rq
 
 

@@ -21,6 +21,9 @@ class TxnKind:
     mode: PostingMode
     txn_type: str
     add: Callable[[PlannedPosting, str, str], etree._Element]
+    # How recovery finds a posting again when the RefNumber alone cannot (e.g. a check to be printed);
+    # None: by RefNumber.
+    recovery_query: Callable[[PlannedPosting, str, str], etree._Element] | None = None
 
     @property
     def query_tag(self) -> str:

@@ -18,6 +18,7 @@ from mlconnector.sandbox.quickbooks.records import (
     RequestFailed,
     Status,
     Txn,
+    TxnLine,
     add_child,
     add_ref,
     child_text,
@@ -89,21 +90,30 @@ class SimulatorBase:
             raise RequestFailed(3040, f'Invalid amount "{text}".') from None
 
     def _txn_ret(self, txn: Txn, *, include_lines: bool) -> etree._Element:
-        ret = etree.Element("BillRet" if txn.kind == "Bill" else "JournalEntryRet")
+        ret = etree.Element(f"{txn.kind}Ret")
         add_child(ret, "TxnID", txn.txn_id)
         add_child(ret, "TimeCreated", qb_time(txn.created))
         add_child(ret, "TimeModified", qb_time(txn.created))
         add_child(ret, "EditSequence", txn.edit_sequence)
         add_child(ret, "TxnNumber", txn.txn_number)
-        if txn.kind == "Bill":
-            add_ref(ret, "VendorRef", self.item("vendor", txn.vendor or ""), txn.vendor)
-            add_ref(ret, "APAccountRef", self.item("account", txn.ap_account or ""), txn.ap_account)
+        if txn.kind != "JournalEntry":
+            # Bills, vendor credits, checks and card charges/credits: the party, the account, expense lines.
+            for tag, what in _HEADER_REFS.get(txn.kind, _HEADER_REFS["Bill"]):
+                if what == "party":
+                    party = self.item("vendor", txn.vendor or "") or self.item("customer", txn.vendor or "")
+                    add_ref(ret, tag, party, txn.vendor)
+                else:
+                    add_ref(ret, tag, self.item("account", txn.ap_account or ""), txn.ap_account)
             add_child(ret, "TxnDate", txn.txn_date)
-            add_child(ret, "DueDate", txn.due_date)
-            add_child(ret, "AmountDue", money_text(txn.total))
+            if txn.kind == "Bill":
+                add_child(ret, "DueDate", txn.due_date)
+                add_child(ret, "AmountDue", money_text(txn.total))
             add_child(ret, "RefNumber", txn.ref_number or None)
             add_child(ret, "Memo", txn.memo or None)
-            add_child(ret, "IsPaid", "false")
+            if txn.kind == "Bill":
+                add_child(ret, "IsPaid", "false")
+            if txn.kind == "Check":
+                add_child(ret, "IsToBePrinted", "true" if txn.to_be_printed else "false")
             add_child(ret, "ExternalGUID", txn.external_guid)
             if include_lines:
                 for line in txn.lines:
@@ -117,7 +127,8 @@ class SimulatorBase:
                     if line.klass:
                         add_ref(lr, "ClassRef", self.item("class", line.klass), line.klass)
                     add_child(lr, "BillableStatus", line.billable_status)
-            add_child(ret, "OpenAmount", money_text(txn.total))
+            if txn.kind == "Bill":
+                add_child(ret, "OpenAmount", money_text(txn.total))
         else:
             add_child(ret, "TxnDate", txn.txn_date)
             add_child(ret, "RefNumber", txn.ref_number or None)
@@ -147,3 +158,35 @@ class SimulatorBase:
         return [t for t in self.transactions
                 if (ref_number is None or t.ref_number.casefold() == ref_number.casefold())
                 and (kind is None or t.kind == kind)]
+
+    def _expense_lines(self, add: etree._Element, label: str) -> list[TxnLine]:
+        """The ``ExpenseLineAdd`` lines of a bill, check, vendor credit or card charge, references checked."""
+        lines: list[TxnLine] = []
+        for line in add.findall("ExpenseLineAdd"):
+            account = self._resolve(line.find("AccountRef"), ["account"], "Account", label, required=True)
+            customer = self._resolve(line.find("CustomerRef"), ["customer"], "Customer", label)
+            klass = self._resolve(line.find("ClassRef"), ["class"], "Class", label)
+            billable = child_text(line, "BillableStatus")
+            if billable == "Billable" and customer is None:
+                raise RequestFailed(3210, 'The "BillableStatus" field has an invalid value "Billable". '
+                                           "QuickBooks error message: A billable expense needs a customer:job.")
+            assert account is not None
+            lines.append(TxnLine(self._new_id(), "expense", account.full_name, self._amount(line),
+                                 child_text(line, "Memo") or "", customer.full_name if customer else None,
+                                 klass.full_name if klass else None, billable))
+        if add.find("ItemLineAdd") is not None or add.find("ItemGroupLineAdd") is not None:
+            raise RequestFailed(1030, "The simulator does not support item lines.")
+        if not lines:
+            raise RequestFailed(3180, f"There was an error when saving a {label}. QuickBooks error message: "
+                                       "Transactions must have at least one line.")
+        return lines
+
+
+# The party and account elements of each expense-style transaction's Ret, in schema order.
+_HEADER_REFS = {
+    "Bill": (("VendorRef", "party"), ("APAccountRef", "account")),
+    "VendorCredit": (("VendorRef", "party"), ("APAccountRef", "account")),
+    "Check": (("AccountRef", "account"), ("PayeeEntityRef", "party")),
+    "CreditCardCharge": (("AccountRef", "account"), ("PayeeEntityRef", "party")),
+    "CreditCardCredit": (("AccountRef", "account"), ("PayeeEntityRef", "party")),
+}

@@ -8,7 +8,6 @@ from mlconnector.sandbox.quickbooks.base import SimulatorBase
 from mlconnector.sandbox.quickbooks.records import (
     RequestFailed,
     Txn,
-    TxnLine,
     child_text,
 )
 
@@ -31,24 +30,7 @@ class BillAdds(SimulatorBase):
                        if a.account_type == "AccountsPayable" and a.is_active), None)
             if ap is None:
                 raise RequestFailed(3270, "There is no accounts payable account to post the bill to.")
-        lines = []
-        for line in add.findall("ExpenseLineAdd"):
-            account = self._resolve(line.find("AccountRef"), ["account"], "Account", "Bill", required=True)
-            customer = self._resolve(line.find("CustomerRef"), ["customer"], "Customer", "Bill")
-            klass = self._resolve(line.find("ClassRef"), ["class"], "Class", "Bill")
-            billable = child_text(line, "BillableStatus")
-            if billable == "Billable" and customer is None:
-                raise RequestFailed(3210, 'The "BillableStatus" field has an invalid value "Billable". '
-                                           "QuickBooks error message: A billable expense needs a customer:job.")
-            assert account is not None
-            lines.append(TxnLine(self._new_id(), "expense", account.full_name, self._amount(line),
-                                 child_text(line, "Memo") or "", customer.full_name if customer else None,
-                                 klass.full_name if klass else None, billable))
-        if add.find("ItemLineAdd") is not None or add.find("ItemGroupLineAdd") is not None:
-            raise RequestFailed(1030, "The simulator does not support item lines.")
-        if not lines:
-            raise RequestFailed(3180, "There was an error when saving a Bill. QuickBooks error message: "
-                                       "Transactions must have at least one line.")
+        lines = self._expense_lines(add, "Bill")
         assert vendor is not None and ap is not None
         txn = Txn("Bill", self._new_id(), str(1700000000 + len(self.transactions)), next(self._txn_numbers),
                   child_text(add, "RefNumber") or "", child_text(add, "TxnDate") or self.now().date().isoformat(), lines,

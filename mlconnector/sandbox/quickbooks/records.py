@@ -76,7 +76,7 @@ class TxnLine:
 class Txn:
     """A transaction QuickBooks saved."""
 
-    kind: str  # Bill | JournalEntry
+    kind: str  # Bill | JournalEntry | VendorCredit | Check | CreditCardCharge | CreditCardCredit
     txn_id: str
     edit_sequence: str
     txn_number: int
@@ -91,6 +91,7 @@ class Txn:
     request_id: str | None = None
     message_set_id: str | None = None
     created: dt.datetime = field(default_factory=lambda: dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    to_be_printed: bool = False
 
     @property
     def total(self) -> Decimal:

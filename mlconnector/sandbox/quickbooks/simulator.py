@@ -38,6 +38,7 @@ from lxml import etree
 from mlconnector.sandbox.quickbooks.base import SimulatorBase
 from mlconnector.sandbox.quickbooks.bill import BillAdds
 from mlconnector.sandbox.quickbooks.credit_card import CreditCardAdds
+from mlconnector.sandbox.quickbooks.check import CheckAdds
 from mlconnector.sandbox.quickbooks.journal import JournalAdds
 from mlconnector.sandbox.quickbooks.lists import ListQueries
 from mlconnector.sandbox.quickbooks.records import (
@@ -60,9 +61,11 @@ from mlconnector.sandbox.quickbooks.records import (
     with_attributes,
 )
 from mlconnector.sandbox.quickbooks.txns import TxnQueries
+from mlconnector.sandbox.quickbooks.vendor_credit import VendorCreditAdds
 
 
-class QuickBooksSimulator(ListQueries, BillAdds, JournalAdds, CreditCardAdds, TxnQueries, SimulatorBase):
+class QuickBooksSimulator(ListQueries, BillAdds, JournalAdds, VendorCreditAdds, CheckAdds, CreditCardAdds, TxnQueries,
+                         SimulatorBase):
     """An in-memory QuickBooks company answering qbXML.
 
     Args:
@@ -112,6 +115,7 @@ class QuickBooksSimulator(ListQueries, BillAdds, JournalAdds, CreditCardAdds, Tx
         sim.add_account("Accounts Payable", "AccountsPayable")
         sim.add_account("Employee Reimbursements", "OtherCurrentLiability")
         sim.add_account("Corporate Card", "CreditCard")
+        sim.add_account("Checking", "Bank")
         for name in ("Travel Expense", "Travel Expense:Airfare", "Travel Expense:Lodging", "Meals and Entertainment",
                      "Office Supplies", "Automobile Expense", "Telephone Expense"):
             sim.add_account(name)
@@ -294,6 +298,10 @@ class QuickBooksSimulator(ListQueries, BillAdds, JournalAdds, CreditCardAdds, Tx
                 "BillAddRq": lambda: self._bill_add(request, rs, message_set_id),
                 "JournalEntryAddRq": lambda: self._journal_add(request, rs, message_set_id),
                 "BillQueryRq": lambda: self._txn_query(request, rs, "Bill"),
+                "VendorCreditAddRq": lambda: self._vendor_credit_add(request, rs, message_set_id),
+                "VendorCreditQueryRq": lambda: self._txn_query(request, rs, "VendorCredit"),
+                "CheckAddRq": lambda: self._check_add(request, rs, message_set_id),
+                "CheckQueryRq": lambda: self._txn_query(request, rs, "Check"),
                 "JournalEntryQueryRq": lambda: self._txn_query(request, rs, "JournalEntry"),
                 "CreditCardChargeAddRq": lambda: self._card_add(request, rs, message_set_id, "CreditCardCharge"),
                 "CreditCardCreditAddRq": lambda: self._card_add(request, rs, message_set_id, "CreditCardCredit"),

@@ -210,7 +210,8 @@ def answer_matches(ref_number: str, guid: str, txn: TxnRecord) -> bool:
     An answer with neither proves nothing either way; it is taken as before (by requestID), since sending
     it to recovery by RefNumber could not find it and would write it again.
     """
-    if txn.ref_number is not None and txn.ref_number.casefold() != ref_number.casefold():
+    # A check to be printed is sent without a RefNumber: QuickBooks may give it one; only the GUID counts.
+    if ref_number and txn.ref_number is not None and txn.ref_number.casefold() != ref_number.casefold():
         return False
     return txn.external_guid is None or txn.external_guid.casefold() == guid.casefold()
 

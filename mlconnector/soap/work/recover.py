@@ -18,6 +18,7 @@ from mlconnector.qbxml.build import (
 )
 from mlconnector.qbxml.parse import MessageResponse, RequestResponse
 from mlconnector.qbxml.status import Action
+from mlconnector.qbxml.txns import txn_kind
 from mlconnector.soap.work.core import (
     ACTOR,
     FAILURE_STREAK_LIMIT,
@@ -70,7 +71,10 @@ class Recovery(WorkBase):
             return None
         requests = []
         for p in doubtful:
-            requests.append(txn_query_by_ref(p.mode, [p.ref_number], f"r{p.id}", version))
+            assert p.posting is not None
+            find = txn_kind(p.mode).recovery_query
+            requests.append(find(p.posting, f"r{p.id}", version) if find is not None
+                            else txn_query_by_ref(p.mode, [p.ref_number], f"r{p.id}", version))
             if p.txn_id:  # a forced replay keeps the TxnID: the bill may have been edited, even renumbered
                 requests.append(txn_query_by_id(p.mode, [p.txn_id], f"t{p.id}", version))
         xml = build_message(requests, version=version, on_error="continueOnError")
@@ -98,9 +102,14 @@ class Recovery(WorkBase):
             assert record.posting is not None
             by_ref, by_id = answers.get(f"r{posting_id}"), answers.get(f"t{posting_id}")
             ours = external_guid(record.posting).casefold()
-            same_ref = [t for t in (by_ref.txns if by_ref else ())
-                        if (t.ref_number or "").casefold() == record.ref_number.casefold()]
-            mine = [t for t in same_ref if (t.external_guid or "").casefold() == ours]
+            found = by_ref.txns if by_ref else ()
+            if record.posting.to_be_printed:
+                # No RefNumber was sent (QuickBooks numbers it when it prints): only the ExternalGUID
+                # tells ours from the payee's other checks of that day, which are no conflict.
+                same_ref = mine = [t for t in found if (t.external_guid or "").casefold() == ours]
+            else:
+                same_ref = [t for t in found if (t.ref_number or "").casefold() == record.ref_number.casefold()]
+                mine = [t for t in same_ref if (t.external_guid or "").casefold() == ours]
             kept = [t for t in (by_id.txns if by_id and by_id.action.processed else ()) if t.txn_id == record.txn_id]
             if record.txn_id and by_id is not None and by_id.action is Action.NO_MATCH:
                 txn_ledger.mark_gone(self.store, posting_id, record.txn_id)  # deleted in QuickBooks by a person
