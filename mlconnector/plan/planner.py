@@ -99,7 +99,8 @@ def _kept_expenses(report: Report, settings: PlanSettings, notes: list[Block]) -
         elif not e.reimbursable and settings.non_reimbursable is NonReimbursablePolicy.EXCLUDE:
             notes.append(Block(
                 report.report_id, f"company-card expense of {e.amount} left out: it is not owed to the employee",
-                fix='set quickbooks.non_reimbursable = "journal" and card_account to post card expenses',
+                fix='to post card expenses set quickbooks.non_reimbursable = "credit_card" and card_account '
+                    '(or "debit_card", "bill" or "journal")',
                 field="reimbursable", expense_id=e.transaction_id,
             ))
         else:
