@@ -55,10 +55,11 @@ class BillKind:
         return settings.ap_account
 
     def group(self, report: Report, coded: Sequence[Coded], vendor: str, account: str, settings: PlanSettings,
-              blocks: list[Block]) -> Group | None:
+              blocks: list[Block], *, card: bool = False) -> Group | None:
         """One expense line each, in parts that are each zero or more."""
-        parts = expense_parts(report, [bill_line(c) for c in coded], settings, blocks, what="a bill", fix=(
-            'set quickbooks.negative_reports = "vendor_credit", or quickbooks.mode = "journal"'))
+        fix = ('enter the card refund in QuickBooks by hand, or set quickbooks.non_reimbursable = "journal"' if card
+               else 'set quickbooks.negative_reports = "vendor_credit", or quickbooks.mode = "journal"')
+        parts = expense_parts(report, [bill_line(c) for c in coded], settings, blocks, what="a bill", fix=fix)
         return None if parts is None else Group(self.mode, parts, vendor, account)
 
     def posting(self, report: Report, group: Group, lines: Sequence[Line], part: int, count: int, label: str,

@@ -42,12 +42,13 @@ class CheckKind:
         return settings.check_account
 
     def group(self, report: Report, coded: Sequence[Coded], vendor: str, account: str, settings: PlanSettings,
-              blocks: list[Block]) -> Group | None:
+              blocks: list[Block], *, card: bool = False) -> Group | None:
         """One expense line each, in parts that are each zero or more."""
-        parts = expense_parts(report, [bill_line(c) for c in coded], settings, blocks, what="a check", fix=(
-            "enter the repayment in QuickBooks by hand, or set quickbooks.mode = \"bill\" (a vendor credit)"))
-        # Only checks written from check_account are printed; a debit-card payment has its reference.
-        printed = settings.check_to_print and account == settings.check_account
+        fix = ('enter the card refund in QuickBooks by hand, or set quickbooks.non_reimbursable = "journal"' if card
+               else 'enter the repayment in QuickBooks by hand, or set quickbooks.mode = "bill" (a vendor credit)')
+        parts = expense_parts(report, [bill_line(c) for c in coded], settings, blocks, what="a check", fix=fix)
+        # Only checks to the employee are printed: a debit-card payment is already made and keeps its reference.
+        printed = settings.check_to_print and not card
         return None if parts is None else Group(self.mode, parts, vendor, account, printed)
 
     def posting(self, report: Report, group: Group, lines: Sequence[Line], part: int, count: int, label: str,

@@ -167,8 +167,11 @@ class PostingKind(Protocol):
         ...
 
     def group(self, report: Report, coded: Sequence[Coded], vendor: str, account: str, settings: PlanSettings,
-              blocks: list[Block]) -> Group | None:
-        """The expenses' lines cut into parts, or None with the reason appended to ``blocks``."""
+              blocks: list[Block], *, card: bool = False) -> Group | None:
+        """The expenses' lines cut into parts, or None with the reason appended to ``blocks``.
+
+        ``card``: these are company-card expenses (already paid by the company), not owed to the employee.
+        """
         ...
 
     def posting(self, report: Report, group: Group, lines: Sequence[Line], part: int, count: int, label: str,

@@ -66,7 +66,7 @@ class CardKind:
         return settings.card_account
 
     def group(self, report: Report, coded: Sequence[Coded], vendor: str, account: str, settings: PlanSettings,
-              blocks: list[Block]) -> Group | None:
+              blocks: list[Block], *, card: bool = False) -> Group | None:
         """Every expense as its own line (the planner uses :func:`card_groups`, which resolves the payees)."""
         return Group(self.mode, [[card_line(c)] for c in coded], vendor, account)
 

@@ -87,13 +87,14 @@ class JournalKind:
         return settings.journal_credit_account
 
     def group(self, report: Report, coded: Sequence[Coded], vendor: str, account: str, settings: PlanSettings,
-              blocks: list[Block]) -> Group | None:
+              blocks: list[Block], *, card: bool = False) -> Group | None:
         """One line per expense (or per account, class and customer:job with ``journal_lines = "grouped"``), in
         parts that keep a line free for the balancing line."""
         lines = [journal_line(report, c) for c in coded]
         if settings.journal_lines == "grouped":
             lines = grouped_lines(report, lines)
-        return Group(self.mode, chunks(lines, max(1, settings.max_lines_per_txn - 1)), vendor, account)
+        parts = chunks(lines, max(1, settings.max_lines_per_txn - 1)) if lines else []
+        return Group(self.mode, parts, vendor, account)
 
     def posting(self, report: Report, group: Group, lines: Sequence[Line], part: int, count: int, label: str,
                 date: dt.date) -> PlannedPosting:

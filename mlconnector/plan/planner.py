@@ -85,9 +85,10 @@ def plan_report(report: Report, mappings: Mappings, settings: PlanSettings, *, p
                      mappings)
     if blocks:
         return Plan(blocked=tuple(blocks), notes=tuple(notes))
-    if not groups:
+    postings = _postings(report, groups, date)
+    if not postings:  # also when every grouped journal line nets to zero: no empty transaction is sent
         notes.append(Block(report.report_id, "nothing to post: no expense is owed to the employee or set to post"))
-    return Plan(postings=tuple(_postings(report, groups, date)), notes=tuple(notes))
+    return Plan(postings=tuple(postings), notes=tuple(notes))
 
 
 def _kept_expenses(report: Report, settings: PlanSettings, notes: list[Block]) -> list[Expense]:
@@ -126,7 +127,7 @@ def _groups(
         groups.extend(card_groups)
     elif card:
         kind, payee, account = _card_kind(vendor, settings)
-        group = kind.group(report, card, payee, account, settings, blocks)
+        group = kind.group(report, card, payee, account, settings, blocks, card=True)
         if group is None:
             return []
         groups.append(group)

@@ -26,7 +26,7 @@ class VendorCreditKind:
         return settings.ap_account
 
     def group(self, report: Report, coded: Sequence[Coded], vendor: str, account: str, settings: PlanSettings,
-              blocks: list[Block]) -> Group | None:
+              blocks: list[Block], *, card: bool = False) -> Group | None:
         """The expense lines with their signs flipped, in parts that are each zero or more."""
         lines = [dataclasses.replace(line, amount=-line.amount) for line in (bill_line(c) for c in coded)]
         parts = expense_parts(report, lines, settings, blocks, what="a vendor credit",

@@ -47,14 +47,18 @@ class Duplicate:
     kept_txn_id: str | None
     extra_txn_ids: tuple[str, ...]
     found_at: str
+    payee: str = ""
+    txn_date: str = ""
 
     @property
     def fix(self) -> str:
         """What a person does about it (ml-connector never deletes in QuickBooks)."""
         extras = ", ".join(self.extra_txn_ids)
         kept = f"; keep TxnID {self.kept_txn_id}" if self.kept_txn_id else ""
-        return (f"void or delete TxnID {extras} in QuickBooks ({self.txn_type or 'transaction'} "
-                f"RefNumber {self.ref_number}){kept}")
+        # A check to be printed was sent without a RefNumber: payee and date find it in the register.
+        which = (f"RefNumber {self.ref_number}" if self.ref_number
+                 else f"to be printed, payee {self.payee}, dated {self.txn_date}")
+        return f"void or delete TxnID {extras} in QuickBooks ({self.txn_type or 'transaction'} {which}){kept}"
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (``status --json``)."""
@@ -143,8 +147,9 @@ def _duplicates_of(store: Store, posting_ids: Sequence[int]) -> list[Duplicate]:
     ):
         live.setdefault(int(pid), []).append((str(txn_id), str(txn_type or ""), str(seen_at)))
     found = []
-    for pid, report_id, part, part_count, ref_number, kept, mode in _rows(
-        store, "SELECT id, report_id, part, part_count, ref_number, txn_id, mode FROM postings WHERE id IN ({marks})",
+    for pid, report_id, part, part_count, ref_number, kept, mode, vendor, txn_date in _rows(
+        store, "SELECT id, report_id, part, part_count, ref_number, txn_id, mode, vendor, txn_date FROM postings"
+        " WHERE id IN ({marks})",
         [p for p, rows in live.items() if len(rows) > 1],
     ):
         rows = live[int(pid)]
@@ -152,7 +157,8 @@ def _duplicates_of(store: Store, posting_ids: Sequence[int]) -> list[Duplicate]:
         keep = kept if kept in {r[0] for r in rows} else rows[0][0]
         extras = tuple(r[0] for r in rows if r[0] != keep)
         found.append(Duplicate(str(report_id), int(pid), int(part), int(part_count), str(ref_number),
-                               rows[0][1] or str(mode), keep, extras, max(r[2] for r in rows)))
+                               rows[0][1] or str(mode), keep, extras, max(r[2] for r in rows), str(vendor or ""),
+                               str(txn_date or "")))
     return found
 
 

@@ -367,3 +367,12 @@ def _chunked(store: Store, sql: str, ids: Sequence[int], *tail: Any) -> list[tup
         chunk = list(ids[start:start + 500])
         rows.extend(store.conn.execute(sql.format(marks=",".join("?" for _ in chunk)), (*chunk, *tail)).fetchall())
     return rows
+
+
+def report_of_posting(store: Store, posting_id: int) -> str | None:
+    """The report a posting belonged to, even after it was deleted (re-planned): its audit rows keep it."""
+    row = store.conn.execute(
+        "SELECT report_id FROM audit WHERE posting_id = ? AND report_id IS NOT NULL ORDER BY id LIMIT 1",
+        (posting_id,),
+    ).fetchone()
+    return str(row[0]) if row else None

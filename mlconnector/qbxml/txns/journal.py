@@ -26,6 +26,8 @@ def journal_entry_add(posting: PlannedPosting, request_id: str, version: str) ->
     check_version(version)
     if posting.mode is not PostingMode.JOURNAL:
         raise QbxmlError(f"posting {posting.report_id}/{posting.part} is a {posting.mode}, not a journal entry")
+    if not posting.lines:
+        raise QbxmlError(f"journal entry {posting.ref_number} has no lines")
     debits = sum((ln.amount for ln in posting.lines if ln.side is Side.DEBIT), start=Decimal(0))
     credits = sum((ln.amount for ln in posting.lines if ln.side is Side.CREDIT), start=Decimal(0))
     if debits != credits:

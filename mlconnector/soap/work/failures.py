@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from mlconnector.errors import NotFoundError
 from mlconnector.qbxml.build import external_guid_for
 from mlconnector.qbxml.parse import MessageResponse, TxnRecord
 from mlconnector.soap.work.core import (
@@ -28,6 +27,8 @@ from mlconnector.store.postings import (
     PostingRecord,
     get_posting,
     ids_with_ref_number,
+    postings_for_report,
+    report_of_posting,
     transition,
 )
 
@@ -107,7 +108,7 @@ class Failures(WorkBase):
             if answer is None or not (answer.action.processed and answer.txns):
                 continue
             txn = answer.txns[0]
-            record = self._posting_for(posting_id, txn)
+            record = self._posting_for(posting_id, txn, message.posting_ids)
             if record is None:
                 self.store.audit.append(AuditEvent.LATE_ANSWER, actor=ACTOR, posting_id=posting_id, detail={
                     "problem": f"TxnID {txn.txn_id} (RefNumber {txn.ref_number}) matches no posting of ours; "
@@ -124,17 +125,23 @@ class Failures(WorkBase):
         found = self._learn(learned, how=txn_ledger.LATE_ANSWER, ticket=message.ticket)
         return settled, len(found)
 
-    def _posting_for(self, posting_id: int, txn: TxnRecord) -> PostingRecord | None:
-        """The posting a transaction stands for: the one sent, or the one re-planned in its place."""
-        try:
-            record = get_posting(self.store, posting_id)
-        except NotFoundError:
-            candidates = [get_posting(self.store, pid) for pid in ids_with_ref_number(self.store, txn.ref_number or "")]
-            # Without the posting that was sent, only our ExternalGUID can prove which report it is.
-            return next((c for c in candidates if txn.external_guid and txn.external_guid.casefold()
-                         == external_guid_for(c.report_id, c.part).casefold()), None)
-        guid = external_guid_for(record.report_id, record.part)
-        return record if answer_matches(record.ref_number, guid, txn) else None
+    def _posting_for(self, posting_id: int, txn: TxnRecord, siblings: Sequence[int]) -> PostingRecord | None:
+        """The posting a late transaction stands for.
+
+        The one its requestID names; else another posting of the same message (a late answer cannot be
+        sent back through recovery, so a mismatched one is sorted here); else, for a posting re-planned
+        since it was sent, the report's current posting with the same ExternalGUID.
+        """
+        named = self._existing([posting_id])
+        if named and answer_matches(named[0].ref_number, external_guid_for(named[0].report_id, named[0].part), txn):
+            return named[0]
+        others = self._existing([pid for pid in siblings if pid != posting_id])
+        report_id = named[0].report_id if named else report_of_posting(self.store, posting_id)
+        if report_id is not None:
+            others += [p for p in postings_for_report(self.store, report_id) if p.id not in siblings]
+        others += self._existing([pid for pid in ids_with_ref_number(self.store, txn.ref_number or "")
+                                  if pid not in siblings])
+        return next((p for p in others if _same_transaction(p, txn)), None)
 
 
 def _failure_note(kind: Kind, failed: Sequence[str], retried: Sequence[str], held: Sequence[str], run: int) -> str:
@@ -158,3 +165,10 @@ def _names(report_ids: Sequence[str], limit: int = 5) -> str:
     unique = sorted(set(report_ids))
     more = f" and {len(unique) - limit} more" if len(unique) > limit else ""
     return ", ".join(unique[:limit]) + more
+
+
+def _same_transaction(record: PostingRecord, txn: TxnRecord) -> bool:
+    """Proof that a transaction is this posting: our ExternalGUID, else (QuickBooks returned none) the RefNumber."""
+    if txn.external_guid:
+        return txn.external_guid.casefold() == external_guid_for(record.report_id, record.part).casefold()
+    return bool(record.ref_number) and (txn.ref_number or "").casefold() == record.ref_number.casefold()

@@ -115,7 +115,7 @@ class Recovery(WorkBase):
                 txn_ledger.mark_gone(self.store, posting_id, record.txn_id)  # deleted in QuickBooks by a person
             if kept or mine:
                 txn, how = (kept[0], "found in QuickBooks by its TxnID") if kept else (
-                    mine[0], f"found in QuickBooks by RefNumber {record.ref_number} and our ExternalGUID")
+                    mine[0], f"found in QuickBooks by {_lookup(record)} and our ExternalGUID")
                 transition(self.store, posting_id, S.POSTED, actor=ACTOR, event=AuditEvent.RECOVERED,
                            txn_id=txn.txn_id, edit_sequence=txn.edit_sequence,
                            txn_line_ids=json.dumps(txn.txn_line_ids), reason=None, detail={"how": how})
@@ -155,10 +155,17 @@ class Recovery(WorkBase):
         transition(
             self.store, record.id, S.QUEUED, actor=ACTOR, event=AuditEvent.RECOVERED,
             reason=None, message_set_id=None, request_id=None,
-            detail={"how": f"RefNumber {record.ref_number} is not in QuickBooks; queued again"},
+            detail={"how": f"nothing with {_lookup(record)} and our ExternalGUID is in QuickBooks; queued again"},
         )
 
 
 def _absent(answer: RequestResponse | None) -> bool:
     """QuickBooks answered a query and found nothing (or found what the caller already ruled out)."""
     return answer is not None and (answer.action is Action.NO_MATCH or answer.action.processed)
+
+
+def _lookup(record: PostingRecord) -> str:
+    """How recovery looked the posting up, in words: its RefNumber, or payee and date for a check to print."""
+    if record.ref_number or record.posting is None:
+        return f"RefNumber {record.ref_number}"
+    return f"payee {record.posting.vendor} on {record.posting.txn_date.isoformat()}"
