@@ -249,3 +249,24 @@ def test_a_serve_process_killed_between_calls_and_restarted_posts_at_once_and_ex
         second.communicate(timeout=20)
     assert summary.stopped == "done", summary
     assert {ref: len(ids) for ref, ids in _bill_txns(qb).items()} == dict.fromkeys(REFS, 1)
+
+
+def test_a_recovery_check_quickbooks_keeps_refusing_stops_holding_up_the_other_reports(
+    home: Path, qb: QuickBooksSimulator
+) -> None:
+    config, clock = _config("bill"), Clock()
+    with serving(home / "state.db", config, clock) as (url, store):
+        _queue(store, config, SAMPLE[:1])
+        assert _run(url, qb, Faults(drop_response_on=2)).stopped == "crashed"  # R00Ann1's bill: in doubt
+        clock.advance(minutes=10)
+        qb.refuse_when = lambda text: "BillQueryRq" in text or "oldMessageSetID" in text
+        # Its checks are refused whole: the status check three times, then the query by RefNumber three times.
+        refused = [_run(url, qb) for _ in range(6)]
+        _queue(store, config, SAMPLE[2:])  # a new report arrives
+        after = _run(url, qb)
+        states = _states(store)
+    assert [r.stopped for r in refused] == ["error"] * 6
+    assert after.stopped == "done", after
+    assert states["R00Bob1"] == ["posted"]  # the other reports go on ...
+    assert states["R00Ann1"] == ["in_doubt"]  # ... while the unchecked one is never written blindly
+    assert len([b for b in qb.bills() if b.ref_number == "R00Ann1"]) == 1

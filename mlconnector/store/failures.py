@@ -20,7 +20,7 @@ def record_runs(store: Store, kind: str, runs: Mapping[int, int], hresult: str, 
     now = store.timestamp()
     store.conn.executemany(
         "INSERT INTO request_failures (posting_id, kind, hresult, message, count, last_at) VALUES (?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT(posting_id) DO UPDATE SET kind = excluded.kind, hresult = excluded.hresult,"
+        " ON CONFLICT(posting_id, kind) DO UPDATE SET hresult = excluded.hresult,"
         " message = excluded.message, count = excluded.count, last_at = excluded.last_at",
         [(pid, kind, hresult, message, n, now) for pid, n in runs.items()],
     )

@@ -281,12 +281,13 @@ INSERT INTO posting_txns (posting_id, txn_id, txn_type, ref_number, edit_sequenc
            ref_number, edit_sequence, 'written', updated_at FROM postings WHERE txn_id IS NOT NULL;
 
 CREATE TABLE request_failures (
-    posting_id INTEGER PRIMARY KEY,
+    posting_id INTEGER NOT NULL,
     kind TEXT NOT NULL,              -- the kind of message QuickBooks refused (write, verify, ...)
     hresult TEXT NOT NULL,
     message TEXT NOT NULL,
     count INTEGER NOT NULL,
-    last_at TEXT NOT NULL
+    last_at TEXT NOT NULL,
+    PRIMARY KEY (posting_id, kind)   -- one run per kind: a refused check does not reset a refused write
 );
 """
 

@@ -55,7 +55,7 @@ class PostingWork(Recovery, ListsAndVerify, Writes, Failures):
     def has_work(self) -> bool:
         """Something is queued, sent, in doubt, or blocked while the lists are stale."""
         counts = self.store.posting_counts()
-        if counts[S.QUEUED] or counts[S.SENT] or counts[S.IN_DOUBT]:
+        if counts[S.QUEUED] or counts[S.SENT] or self._checkable_in_doubt(counts[S.IN_DOUBT]):
             return True
         return bool(counts[S.BLOCKED]) and self._lists_stale()
 

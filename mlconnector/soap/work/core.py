@@ -19,7 +19,7 @@ from mlconnector.models import ListKind, PostingState
 from mlconnector.qbxml.parse import RequestResponse, TxnRecord
 from mlconnector.qbxml.status import Action
 from mlconnector.redact import ticket_ref
-from mlconnector.store import Store, messages
+from mlconnector.store import Store, failures, messages
 from mlconnector.store import ledger as txn_ledger
 from mlconnector.store.audit import AuditEvent
 from mlconnector.store.ledger import KnownTxn
@@ -134,13 +134,22 @@ class WorkBase:
             # List pages still to fetch: the session must go on (then re-planning may queue reports).
             return max(1, self.store.posting_counts()[S.QUEUED] + self.store.posting_counts()[S.BLOCKED])
         counts = self.store.posting_counts()
+        checkable = self._checkable_in_doubt(counts[S.IN_DOUBT])
         pending = counts[S.QUEUED]
         if not self._done(ticket, Kind.RECOVERY_QUERY):
-            pending += counts[S.IN_DOUBT]
+            pending += checkable
         if pending and (self._done(ticket, Kind.VERIFY) or self._done(ticket, Kind.LISTS)):
             verified_left = messages.verified_left(self.store, ticket)
-            return int(verified_left) + (0 if self._done(ticket, Kind.RECOVERY_QUERY) else counts[S.IN_DOUBT])
+            return int(verified_left) + (0 if self._done(ticket, Kind.RECOVERY_QUERY) else checkable)
         return int(pending)
+
+    def _checkable_in_doubt(self, in_doubt: int) -> int:
+        """In-doubt postings whose check QuickBooks has not refused too often (the others wait for a person)."""
+        if not in_doubt:
+            return 0
+        return sum(1 for p in postings_in(self.store, S.IN_DOUBT)
+                   if (run := failures.streak(self.store, p.id, Kind.RECOVERY_QUERY.value)) is None
+                   or run[2] < FAILURE_STREAK_LIMIT)
 
     def _existing(self, posting_ids: Iterable[int]) -> list[PostingRecord]:
         """The postings that still exist: a concurrent pull or mapping change may have re-planned some."""

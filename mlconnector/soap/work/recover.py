@@ -58,15 +58,24 @@ class Recovery(WorkBase):
         if old_id is None:
             return None
         doubtful = [p.id for p in postings_in(self.store, S.IN_DOUBT) if p.message_set_id == old_id]
+        if doubtful and all(self._given_up(pid, Kind.STATUS_CHECK) for pid in doubtful):
+            return None  # QuickBooks keeps refusing this check: the query by RefNumber decides instead
         # old = new = X is the status check (QBXML.md §2); a fresh new ID could clear X's stored answer.
         xml = build_message([], version=version, on_error="continueOnError",
                             old_message_set_id=old_id, new_message_set_id=old_id)
         return self._store_message(ticket, Kind.STATUS_CHECK, xml, doubtful, [])
 
+    def _given_up(self, posting_id: int, kind: Kind) -> bool:
+        run = failures.streak(self.store, posting_id, kind.value)
+        return run is not None and run[2] >= FAILURE_STREAK_LIMIT
+
     def _recovery_query(self, ticket: str, version: str) -> str | None:
         if self._done(ticket, Kind.RECOVERY_QUERY):
             return None
-        doubtful = [p for p in postings_in(self.store, S.IN_DOUBT) if p.posting is not None]
+        # A posting whose check QuickBooks keeps refusing stays in doubt (never written blindly), but no
+        # longer stops every session at its first request: the other reports go on.
+        doubtful = [p for p in postings_in(self.store, S.IN_DOUBT)
+                    if p.posting is not None and not self._given_up(p.id, Kind.RECOVERY_QUERY)]
         if not doubtful:
             return None
         requests = []
