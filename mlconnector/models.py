@@ -96,6 +96,7 @@ class ListKind(StrEnum):
     VENDOR = "vendor"
     CLASS = "class"
     CUSTOMER = "customer"
+    ITEM = "item"  # service, non-inventory and other-charge items a category may map to
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ class Line:
     entity: str | None = None
     billable: bool = False
     expense_id: str | None = None
+    item: str | None = None  # an item line (the item carries its own account) instead of an expense line
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,8 @@ class PlannedPosting:
 
     def references(self) -> dict[ListKind, frozenset[str]]:
         """Every QuickBooks list name this posting refers to, by list, for the pre-send re-query."""
-        accounts = {self.account, *(ln.account for ln in self.lines)}
+        accounts = {a for a in (self.account, *(ln.account for ln in self.lines)) if a}
+        items = {ln.item for ln in self.lines if ln.item}
         vendors = {self.vendor} if self.vendor else set()
         vendors |= {ln.entity for ln in self.lines if ln.entity and ln.entity == self.vendor}
         customers = {ln.customer for ln in self.lines if ln.customer}
@@ -236,6 +239,7 @@ class PlannedPosting:
             ListKind.VENDOR: frozenset(vendors),
             ListKind.CLASS: frozenset(classes),
             ListKind.CUSTOMER: frozenset(customers),
+            ListKind.ITEM: frozenset(items),
         }
 
 

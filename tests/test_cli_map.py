@@ -42,7 +42,7 @@ def test_map_set_exits_1_with_one_line_for_an_unknown_kind(runner: CliRunner) ->
     result = _run(runner, "map", "set", "bogus", "a", "b")
     assert result.exit_code == 1
     assert result.output == (
-        "Error: unknown mapping kind 'bogus' — use one of category, class, customer, employee, card, merchant\n"
+        "Error: unknown mapping kind 'bogus' — use one of category, class, customer, employee, card, merchant, item\n"
     )
 
 

@@ -12,8 +12,16 @@ import pytest
 
 from mlconnector.config import parse_config
 from mlconnector.errors import ConfigError, QbxmlError
-from mlconnector.mapping.rules import How, Mappings, MappingKind, QbLists, QbRecord
-from mlconnector.models import Expense, ListKind, NonReimbursablePolicy, PlannedPosting, PostingMode, Report, Side
+from mlconnector.mapping.rules import How, MappingKind, Mappings, QbLists, QbRecord
+from mlconnector.models import (
+    Expense,
+    ListKind,
+    NonReimbursablePolicy,
+    PlannedPosting,
+    PostingMode,
+    Report,
+    Side,
+)
 from mlconnector.plan import PlanSettings, plan_report
 from mlconnector.plan.credit_card import card_ref_number
 from mlconnector.qbxml.build import build_message, txn_query_by_ref, write_request

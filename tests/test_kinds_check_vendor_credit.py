@@ -11,10 +11,22 @@ import pytest
 from lxml import etree
 
 from mlconnector.mapping.rules import Mappings
-from mlconnector.models import NonReimbursablePolicy, Plan, PostingMode, ReimbursableMode, Report
+from mlconnector.models import (
+    ListKind,
+    NonReimbursablePolicy,
+    Plan,
+    PostingMode,
+    ReimbursableMode,
+    Report,
+)
 from mlconnector.plan import PlanSettings, plan_report
 from mlconnector.plan.check import check_ref_number
-from mlconnector.qbxml.build import build_message, txn_query_by_ref, write_request
+from mlconnector.qbxml.build import (
+    build_message,
+    list_query,
+    txn_query_by_ref,
+    write_request,
+)
 from mlconnector.qbxml.txns import txn_kind
 
 from .factories import expense, report
@@ -118,3 +130,36 @@ def test_grouped_journal_lines_sum_per_account_class_and_customer_and_name_the_e
     assert je.expense_total == r.total == D("20.00") and je.total == D("20.00")
     (per_expense,) = _plan(r, mode=ReimbursableMode.JOURNAL).postings
     assert sum(1 for ln in per_expense.lines if ln.expense_id) == 4
+
+
+ITEMS = Mappings.compile([("employee", "ann@example.com", "Ann Smith"), ("item", "Travel", "Consulting Travel"),
+                          ("category", "Meals", "Meals and Entertainment")])
+
+
+def test_a_category_mapped_to_an_item_becomes_an_item_line_and_journal_entries_refuse_it() -> None:
+    r = report("R1", expense(1, "40.00"), expense(2, "10.00", category="Meals"))
+    (bill,) = plan_report(r, ITEMS, PlanSettings(), posting_day=DAY).postings
+    assert [(ln.item, ln.account, ln.amount) for ln in bill.lines] == [
+        ("Consulting Travel", "", D("40.00")), (None, "Meals and Entertainment", D("10.00"))]
+    refs = bill.references()
+    assert refs[ListKind.ITEM] == {"Consulting Travel"} and "" not in refs[ListKind.ACCOUNT]
+    (block,) = plan_report(r, ITEMS, PlanSettings(mode=ReimbursableMode.JOURNAL), posting_day=DAY).blocked
+    assert "cannot carry items" in block.reason and 'map unset item "Travel"' in block.fix
+
+
+@pytest.mark.parametrize("version", ["13.0", "16.0"])
+def test_item_lines_follow_expense_lines_in_every_purchase_and_the_item_query_is_valid(
+    reference_dir: Path, version: str
+) -> None:
+    r = report("R1", expense(1, "40.00"), expense(2, "10.00", category="Meals"))
+    settings = [PlanSettings(), PlanSettings(mode=ReimbursableMode.CHECK, check_account="Checking")]
+    postings = [p for s in settings for p in plan_report(r, ITEMS, s, posting_day=DAY).postings]
+    negative = report("R2", expense(1, "-40.00"), expense(2, "10.00", category="Meals"))
+    postings += plan_report(negative, ITEMS, PlanSettings(), posting_day=DAY).postings
+    assert [p.mode for p in postings] == [PostingMode.BILL, PostingMode.CHECK, PostingMode.VENDOR_CREDIT]
+    requests = [write_request(p, f"p{n}", version) for n, p in enumerate(postings)]
+    requests.append(list_query(ListKind.ITEM, ["Consulting Travel"], "i1", version))
+    xml = build_message(requests, version=version)
+    assert_valid(reference_dir, xml, version)
+    add = etree.fromstring(xml).find(".//BillAdd")
+    assert add is not None and [c.tag for c in add][-2:] == ["ExpenseLineAdd", "ItemLineAdd"]

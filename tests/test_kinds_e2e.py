@@ -17,6 +17,7 @@ import pytest
 from mlconnector.models import PostingState
 from mlconnector.sandbox.quickbooks import QuickBooksSimulator, Txn
 from mlconnector.sandbox.webconnector import Faults
+from mlconnector.store.postings import postings_for_report
 
 from .qbwc_support import Clock
 from .test_posting_e2e import _config, _expense, _queue, _report, _run, serving
@@ -139,3 +140,26 @@ def test_company_card_expenses_by_debit_card_are_checks_and_with_the_bill_policy
         assert _run(url, other).stopped == "done"
     assert sorted((b.vendor, b.total) for b in other.bills()) == [("Ann Smith", D("100.00")),
                                                                    ("Card Issuer Bank", D("42.50"))]
+
+
+def test_a_category_mapped_to_an_item_posts_an_item_line_and_an_inactive_item_blocks_naming_it(
+    tmp_path: Path, qb: QuickBooksSimulator
+) -> None:
+    from mlconnector.services.mappings import set_mapping
+
+    qb.add_service_item("Consulting Travel")
+    qb.add_service_item("Retired Service", active=False)
+    config = _config("bill")
+    with serving(tmp_path / "state.db", config) as (url, store):
+        set_mapping(store, "item", "Travel Expense", "Consulting Travel", actor="test")
+        set_mapping(store, "item", "Office Supplies", "Retired Service", actor="test")
+        _queue(store, config, REPORTS)
+        summary = _run(url, qb)
+        states = {r.report_id: [p.state for p in postings_for_report(store, r.report_id)] for r in REPORTS}
+        reason = postings_for_report(store, "R00Bob1")[0].reason or ""
+    assert summary.stopped == "done", summary
+    assert states == {"R00Ann1": [PostingState.POSTED], "R00Bob1": [PostingState.BLOCKED]}
+    (bill,) = qb.bills()
+    assert sorted((ln.side, ln.account, ln.amount) for ln in bill.lines) == [
+        ("expense", "Meals and Entertainment", D("58.00")), ("item", "Consulting Travel", D("412.30"))]
+    assert 'mapped to item "Retired Service", which is inactive' in reason and 'map set item' in reason

@@ -37,6 +37,7 @@ class MappingKind(StrEnum):
     EMPLOYEE = "employee"
     CARD = "card"  # a company card (last four digits or card ID) -> its credit card account
     MERCHANT = "merchant"  # a card expense's merchant -> the payee vendor of its charge or credit
+    ITEM = "item"  # a category -> a QuickBooks item: its expenses become item lines
 
 
 TARGET_LIST: Mapping[MappingKind, ListKind] = {
@@ -46,6 +47,7 @@ TARGET_LIST: Mapping[MappingKind, ListKind] = {
     MappingKind.EMPLOYEE: ListKind.VENDOR,
     MappingKind.CARD: ListKind.ACCOUNT,
     MappingKind.MERCHANT: ListKind.VENDOR,
+    MappingKind.ITEM: ListKind.ITEM,
 }
 
 # Longest full name QuickBooks accepts in a reference to each list (QBXML.md §9).
@@ -56,6 +58,7 @@ MAX_TARGET_LENGTH: Mapping[MappingKind, int] = {
     MappingKind.EMPLOYEE: 41,
     MappingKind.CARD: 159,
     MappingKind.MERCHANT: 41,
+    MappingKind.ITEM: 159,
 }
 
 
@@ -343,6 +346,11 @@ class Mappings:
         """The customer:job for an expense (from its tag at ``customer_tag_level``), or None."""
         tag = self.tag(expense, self.customer_tag_level)
         return None if tag is None else self.resolve(MappingKind.CUSTOMER, tag)
+
+    def item(self, expense: Expense) -> Resolved | None:
+        """The item an expense's category maps to, or None (then it is an expense line on its account)."""
+        target = self.rules.get(MappingKind.ITEM, {}).get(expense.category)
+        return None if target is None else self._check_mapped(MappingKind.ITEM, expense.category, target)
 
     def account(self, expense: Expense) -> Resolved:
         """The account for an expense's category."""

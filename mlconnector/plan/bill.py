@@ -42,6 +42,7 @@ def bill_line(coded: Coded) -> Line:
     return Line(
         account=coded.account, amount=e.amount, memo=expense_memo(e), customer=coded.customer,
         klass=coded.klass, billable=e.billable and coded.customer is not None, expense_id=e.transaction_id,
+        item=coded.item,
     )
 
 

@@ -97,13 +97,17 @@ class Coded:
     account: str
     klass: str | None
     customer: str | None
+    item: str | None = None
 
 
 def code_expense(report: Report, expense: Expense, mappings: Mappings, blocks: list[Block]) -> Coded | None:
     """The expense's account, class and customer, or None with every problem appended to ``blocks``."""
     found = len(blocks)
+    item = mappings.item(expense)
+    if item is not None and item.blocks:
+        blocks.append(block_for(report, expense, "category (item)", item))
     account = mappings.account(expense)
-    if account.blocks:
+    if item is None and account.blocks:  # an item line takes its account from the item
         blocks.append(block_for(report, expense, "category", account))
     klass = mappings.klass(expense)
     if klass is not None and klass.blocks:
@@ -113,12 +117,13 @@ def code_expense(report: Report, expense: Expense, mappings: Mappings, blocks: l
         blocks.append(block_for(report, expense, f"tag level {mappings.customer_tag_level} (customer)", customer))
     elif customer is None and expense.billable:
         blocks.append(_billable_block(report, expense, mappings))
-    if len(blocks) > found or account.target is None:
+    if len(blocks) > found or (item is None and account.target is None):
         return None
     return Coded(
-        expense, account.target,
+        expense, account.target or "" if item is None else "",
         klass.target if klass is not None else None,
         customer.target if customer is not None else None,
+        item.target if item is not None else None,
     )
 
 

@@ -16,7 +16,14 @@ from collections.abc import Sequence
 
 from mlconnector.mapping.rules import Mappings
 from mlconnector.models import Block, Line, PlannedPosting, PostingMode, Report, Side
-from mlconnector.plan.core import Coded, Group, PlanSettings, block_for, digest, expense_memo
+from mlconnector.plan.core import (
+    Coded,
+    Group,
+    PlanSettings,
+    block_for,
+    digest,
+    expense_memo,
+)
 
 MAX_CARD_REF = 11
 

@@ -90,6 +90,13 @@ class JournalKind:
               blocks: list[Block], *, card: bool = False) -> Group | None:
         """One line per expense (or per account, class and customer:job with ``journal_lines = "grouped"``), in
         parts that keep a line free for the balancing line."""
+        if any(c.item for c in coded):
+            categories = sorted({c.expense.category for c in coded if c.item})
+            blocks.append(Block(
+                report.report_id, f"a journal entry cannot carry items (category {', '.join(categories)} maps to one)",
+                fix="post these reports as bills or checks (quickbooks.mode), or remove the item mapping with "
+                    f"mlconnector map unset item \"{categories[0]}\"", field="category"))
+            return None
         lines = [journal_line(report, c) for c in coded]
         if settings.journal_lines == "grouped":
             lines = grouped_lines(report, lines)

@@ -34,18 +34,21 @@ _QUERY_RQ = {
     ListKind.VENDOR: "VendorQueryRq",
     ListKind.CLASS: "ClassQueryRq",
     ListKind.CUSTOMER: "CustomerQueryRq",
+    ListKind.ITEM: "ItemQueryRq",
 }
 _RET_ELEMENTS = {
     ListKind.ACCOUNT: ("ListID", "FullName", "EditSequence", "IsActive", "AccountType"),
     ListKind.VENDOR: ("ListID", "FullName", "Name", "EditSequence", "IsActive", "Email"),
     ListKind.CLASS: ("ListID", "FullName", "EditSequence", "IsActive"),
     ListKind.CUSTOMER: ("ListID", "FullName", "EditSequence", "IsActive", "Email"),
+    ListKind.ITEM: ("ListID", "FullName", "EditSequence", "IsActive"),
 }
 _NAME_LIMITS = {
     ListKind.ACCOUNT: text.MAX_ACCOUNT_NAME,
     ListKind.VENDOR: text.MAX_VENDOR_NAME,
     ListKind.CLASS: text.MAX_CLASS_NAME,
     ListKind.CUSTOMER: text.MAX_CUSTOMER_NAME,
+    ListKind.ITEM: text.MAX_ITEM_NAME,
 }
 # Only vendors and customers support iterators (QBXML.md §3).
 _ITERABLE = frozenset({ListKind.VENDOR, ListKind.CUSTOMER})

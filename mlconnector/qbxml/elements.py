@@ -4,6 +4,7 @@ and the ExternalGUID that marks a transaction as ml-connector's own."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from lxml import etree
 
@@ -68,3 +69,28 @@ def expense_line(parent: etree._Element, line: Line) -> None:
         ref(el, "ClassRef", line.klass, text.MAX_CLASS_NAME, "class")
     if line.customer:
         sub(el, "BillableStatus", "Billable" if line.billable else "NotBillable")
+
+
+def item_line(parent: etree._Element, line: Line) -> None:
+    """An ``ItemLineAdd``: the item (which carries its own account), the memo as its description, the amount."""
+    el = sub(parent, "ItemLineAdd")
+    ref(el, "ItemRef", line.item or "", text.MAX_ITEM_NAME, "item")
+    if line.memo:
+        sub(el, "Desc", text.memo(line.memo))
+    sub(el, "Amount", text.format_amount(line.amount))
+    if line.customer:
+        ref(el, "CustomerRef", line.customer, text.MAX_CUSTOMER_NAME, "customer")
+    if line.klass:
+        ref(el, "ClassRef", line.klass, text.MAX_CLASS_NAME, "class")
+    if line.customer:
+        sub(el, "BillableStatus", "Billable" if line.billable else "NotBillable")
+
+
+def purchase_lines(parent: etree._Element, lines: Sequence[Line]) -> None:
+    """A purchase's lines in schema order: every expense line, then every item line."""
+    for line in lines:
+        if not line.item:
+            expense_line(parent, line)
+    for line in lines:
+        if line.item:
+            item_line(parent, line)

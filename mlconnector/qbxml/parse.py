@@ -23,6 +23,10 @@ _LIST_RETS = {
     "VendorRet": ListKind.VENDOR,
     "ClassRet": ListKind.CLASS,
     "CustomerRet": ListKind.CUSTOMER,
+    # An item query answers with one Ret per item type; expenses map to these.
+    "ItemServiceRet": ListKind.ITEM,
+    "ItemNonInventoryRet": ListKind.ITEM,
+    "ItemOtherChargeRet": ListKind.ITEM,
 }
 _TXN_RETS = frozenset({"BillRet", "JournalEntryRet", "VendorCreditRet", "CheckRet", "CreditCardChargeRet",
                        "CreditCardCreditRet"})

@@ -16,6 +16,7 @@ from mlconnector.models import CENT
 # Maximum lengths for QuickBooks Desktop (US), QBXML.md §9.
 MAX_BILL_REF_NUMBER = 20
 MAX_JOURNAL_REF_NUMBER = 11
+MAX_ITEM_NAME = 159
 MAX_CHECK_REF_NUMBER = 11  # checks and credit-card charges and credits
 MAX_MEMO = 4095
 MAX_VENDOR_NAME = 41

@@ -8,8 +8,8 @@ from mlconnector.errors import QbxmlError
 from mlconnector.models import PlannedPosting, PostingMode
 from mlconnector.qbxml import text
 from mlconnector.qbxml.elements import (
-    expense_line,
     external_guid,
+    purchase_lines,
     ref,
     ref_number,
     request,
@@ -37,8 +37,7 @@ def bill_add(posting: PlannedPosting, request_id: str, version: str) -> etree._E
     if posting.memo:
         sub(bill, "Memo", text.memo(posting.memo))
     sub(bill, "ExternalGUID", external_guid(posting))
-    for line in posting.lines:
-        expense_line(bill, line)
+    purchase_lines(bill, posting.lines)
     return rq
 
 

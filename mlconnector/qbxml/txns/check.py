@@ -14,8 +14,8 @@ from mlconnector.errors import QbxmlError
 from mlconnector.models import PlannedPosting, PostingMode
 from mlconnector.qbxml import text
 from mlconnector.qbxml.elements import (
-    expense_line,
     external_guid,
+    purchase_lines,
     ref,
     ref_number,
     request,
@@ -46,8 +46,7 @@ def check_add(posting: PlannedPosting, request_id: str, version: str) -> etree._
     if posting.to_be_printed:
         sub(check, "IsToBePrinted", "true")
     sub(check, "ExternalGUID", external_guid(posting))
-    for line in posting.lines:
-        expense_line(check, line)
+    purchase_lines(check, posting.lines)
     return rq
 
 

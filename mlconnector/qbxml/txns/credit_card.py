@@ -11,7 +11,14 @@ from lxml import etree
 from mlconnector.errors import QbxmlError
 from mlconnector.models import PlannedPosting, PostingMode
 from mlconnector.qbxml import text
-from mlconnector.qbxml.elements import expense_line, external_guid, ref, ref_number, request, sub
+from mlconnector.qbxml.elements import (
+    external_guid,
+    purchase_lines,
+    ref,
+    ref_number,
+    request,
+    sub,
+)
 from mlconnector.qbxml.txns.kind import TxnKind
 from mlconnector.qbxml.xml import check_version
 
@@ -41,8 +48,7 @@ def _card_add(mode: PostingMode, posting: PlannedPosting, request_id: str, versi
     if posting.memo:
         sub(add, "Memo", text.memo(posting.memo))
     sub(add, "ExternalGUID", external_guid(posting))
-    for line in posting.lines:
-        expense_line(add, line)
+    purchase_lines(add, posting.lines)
     return rq
 
 

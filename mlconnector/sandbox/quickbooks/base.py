@@ -160,7 +160,7 @@ class SimulatorBase:
                 and (kind is None or t.kind == kind)]
 
     def _expense_lines(self, add: etree._Element, label: str) -> list[TxnLine]:
-        """The ``ExpenseLineAdd`` lines of a bill, check, vendor credit or card charge, references checked."""
+        """The expense and item lines of a bill, check, vendor credit or card charge, references checked."""
         lines: list[TxnLine] = []
         for line in add.findall("ExpenseLineAdd"):
             account = self._resolve(line.find("AccountRef"), ["account"], "Account", label, required=True)
@@ -174,8 +174,16 @@ class SimulatorBase:
             lines.append(TxnLine(self._new_id(), "expense", account.full_name, self._amount(line),
                                  child_text(line, "Memo") or "", customer.full_name if customer else None,
                                  klass.full_name if klass else None, billable))
-        if add.find("ItemLineAdd") is not None or add.find("ItemGroupLineAdd") is not None:
-            raise RequestFailed(1030, "The simulator does not support item lines.")
+        for line in add.findall("ItemLineAdd"):
+            item = self._resolve(line.find("ItemRef"), ["item"], "Item", label, required=True)
+            customer = self._resolve(line.find("CustomerRef"), ["customer"], "Customer", label)
+            klass = self._resolve(line.find("ClassRef"), ["class"], "Class", label)
+            assert item is not None
+            lines.append(TxnLine(self._new_id(), "item", item.full_name, self._amount(line),
+                                 child_text(line, "Desc") or "", customer.full_name if customer else None,
+                                 klass.full_name if klass else None, child_text(line, "BillableStatus")))
+        if add.find("ItemGroupLineAdd") is not None:
+            raise RequestFailed(1030, "The simulator does not support item group lines.")
         if not lines:
             raise RequestFailed(3180, f"There was an error when saving a {label}. QuickBooks error message: "
                                        "Transactions must have at least one line.")

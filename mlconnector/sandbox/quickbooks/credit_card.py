@@ -8,7 +8,6 @@ from mlconnector.sandbox.quickbooks.base import SimulatorBase
 from mlconnector.sandbox.quickbooks.records import (
     RequestFailed,
     Txn,
-    TxnLine,
     add_child,
     add_ref,
     child_text,
@@ -34,24 +33,7 @@ class CreditCardAdds(SimulatorBase):
                                       f"in the {label}. QuickBooks error message: "
                                       "the account must be a credit card account.")
         payee = self._resolve(add.find("PayeeEntityRef"), ["vendor", "customer"], "Entity", label)
-        lines = []
-        for line in add.findall("ExpenseLineAdd"):
-            expense = self._resolve(line.find("AccountRef"), ["account"], "Account", label, required=True)
-            customer = self._resolve(line.find("CustomerRef"), ["customer"], "Customer", label)
-            klass = self._resolve(line.find("ClassRef"), ["class"], "Class", label)
-            billable = child_text(line, "BillableStatus")
-            if billable == "Billable" and customer is None:
-                raise RequestFailed(3210, 'The "BillableStatus" field has an invalid value "Billable". '
-                                           "QuickBooks error message: A billable expense needs a customer:job.")
-            assert expense is not None
-            lines.append(TxnLine(self._new_id(), "expense", expense.full_name, self._amount(line),
-                                 child_text(line, "Memo") or "", customer.full_name if customer else None,
-                                 klass.full_name if klass else None, billable))
-        if add.find("ItemLineAdd") is not None or add.find("ItemGroupLineAdd") is not None:
-            raise RequestFailed(1030, "The simulator does not support item lines.")
-        if not lines:
-            raise RequestFailed(3180, f"There was an error when saving a {label}. QuickBooks error message: "
-                                       "Transactions must have at least one line.")
+        lines = self._expense_lines(add, label)
         date = child_text(add, "TxnDate") or self.now().date().isoformat()
         txn = Txn(kind, self._new_id(), str(1700000000 + len(self.transactions)), next(self._txn_numbers),
                   child_text(add, "RefNumber") or "", date, lines,

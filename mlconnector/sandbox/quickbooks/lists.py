@@ -81,7 +81,8 @@ class ListQueries(SimulatorBase):
         return None
 
     def _list_ret(self, item: ListItem) -> etree._Element:
-        tag = {"account": "AccountRet", "vendor": "VendorRet", "class": "ClassRet", "customer": "CustomerRet"}[item.kind]
+        tag = {"account": "AccountRet", "vendor": "VendorRet", "class": "ClassRet", "customer": "CustomerRet",
+               "item": "ItemServiceRet"}[item.kind]
         ret = etree.Element(tag)
         add_child(ret, "ListID", item.list_id)
         add_child(ret, "TimeCreated", qb_time(item.created))

@@ -27,7 +27,7 @@ SUPPORTED_VERSIONS = ("1.0", "2.0", "3.0", "4.0", "5.0", "6.0", "7.0", "8.0", "9
 PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, remove_pis=False,
                           remove_comments=True, huge_tree=True)
 
-LIST_KINDS = {"account": "Account", "vendor": "Vendor", "class": "Class", "customer": "Customer"}
+LIST_KINDS = {"account": "Account", "vendor": "Vendor", "class": "Class", "customer": "Customer", "item": "Item"}
 
 
 class ProcessRequestError(MlConnectorError):
@@ -96,7 +96,7 @@ class Txn:
     @property
     def total(self) -> Decimal:
         """Bill: sum of expense lines. Journal entry: sum of debits."""
-        return sum((ln.amount for ln in self.lines if ln.side in ("expense", "debit")), Decimal("0.00"))
+        return sum((ln.amount for ln in self.lines if ln.side in ("expense", "item", "debit")), Decimal("0.00"))
 
 
 @dataclass

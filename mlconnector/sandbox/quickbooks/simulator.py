@@ -37,8 +37,8 @@ from lxml import etree
 
 from mlconnector.sandbox.quickbooks.base import SimulatorBase
 from mlconnector.sandbox.quickbooks.bill import BillAdds
-from mlconnector.sandbox.quickbooks.credit_card import CreditCardAdds
 from mlconnector.sandbox.quickbooks.check import CheckAdds
+from mlconnector.sandbox.quickbooks.credit_card import CreditCardAdds
 from mlconnector.sandbox.quickbooks.journal import JournalAdds
 from mlconnector.sandbox.quickbooks.lists import ListQueries
 from mlconnector.sandbox.quickbooks.records import (
@@ -81,6 +81,10 @@ class QuickBooksSimulator(ListQueries, BillAdds, JournalAdds, VendorCreditAdds, 
                         edit_sequence="1700000000", created=self.now(), **values)  # type: ignore[arg-type]
         self.lists[kind][full_name.casefold()] = item
         return item
+
+    def add_service_item(self, full_name: str, *, active: bool = True, list_id: str | None = None) -> ListItem:
+        """Add a service item (what an expense category may map to with ``map set item``)."""
+        return self._add_item("item", full_name, list_id, is_active=active)
 
     def add_account(self, full_name: str, account_type: str = "Expense", *, active: bool = True,
                     list_id: str | None = None) -> ListItem:
@@ -295,6 +299,7 @@ class QuickBooksSimulator(ListQueries, BillAdds, JournalAdds, VendorCreditAdds, 
                 "VendorQueryRq": lambda: self._list_query(request, rs, "vendor"),
                 "ClassQueryRq": lambda: self._list_query(request, rs, "class"),
                 "CustomerQueryRq": lambda: self._list_query(request, rs, "customer"),
+                "ItemQueryRq": lambda: self._list_query(request, rs, "item"),
                 "BillAddRq": lambda: self._bill_add(request, rs, message_set_id),
                 "JournalEntryAddRq": lambda: self._journal_add(request, rs, message_set_id),
                 "BillQueryRq": lambda: self._txn_query(request, rs, "Bill"),
