@@ -49,7 +49,7 @@ def bill_line(coded: Coded) -> Line:
 class BillKind:
     """Planning rules for bills."""
 
-    mode = PostingMode.BILL
+    mode: PostingMode = PostingMode.BILL
 
     def account(self, settings: PlanSettings) -> str:
         """The A/P account."""

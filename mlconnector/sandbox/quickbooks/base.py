@@ -108,6 +108,8 @@ class SimulatorBase:
             if txn.kind == "Bill":
                 add_child(ret, "DueDate", txn.due_date)
                 add_child(ret, "AmountDue", money_text(txn.total))
+            elif txn.kind != "VendorCredit":  # checks and card charges/credits state their amount
+                add_child(ret, "Amount", money_text(txn.total))
             add_child(ret, "RefNumber", txn.ref_number or None)
             add_child(ret, "Memo", txn.memo or None)
             if txn.kind == "Bill":
@@ -116,12 +118,19 @@ class SimulatorBase:
                 add_child(ret, "IsToBePrinted", "true" if txn.to_be_printed else "false")
             add_child(ret, "ExternalGUID", txn.external_guid)
             if include_lines:
-                for line in txn.lines:
-                    lr = etree.SubElement(ret, "ExpenseLineRet")
+                # Expense lines, then item lines, as QuickBooks lists them.
+                for line in sorted(txn.lines, key=lambda ln: ln.side == "item"):
+                    is_item = line.side == "item"
+                    lr = etree.SubElement(ret, "ItemLineRet" if is_item else "ExpenseLineRet")
                     add_child(lr, "TxnLineID", line.txn_line_id)
-                    add_ref(lr, "AccountRef", self.item("account", line.account), line.account)
-                    add_child(lr, "Amount", money_text(line.amount))
-                    add_child(lr, "Memo", line.memo or None)
+                    if is_item:
+                        add_ref(lr, "ItemRef", self.item("item", line.account), line.account)
+                        add_child(lr, "Desc", line.memo or None)
+                        add_child(lr, "Amount", money_text(line.amount))
+                    else:
+                        add_ref(lr, "AccountRef", self.item("account", line.account), line.account)
+                        add_child(lr, "Amount", money_text(line.amount))
+                        add_child(lr, "Memo", line.memo or None)
                     if line.customer:
                         add_ref(lr, "CustomerRef", self.item("customer", line.customer), line.customer)
                     if line.klass:

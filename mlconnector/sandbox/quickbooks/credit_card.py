@@ -8,11 +8,7 @@ from mlconnector.sandbox.quickbooks.base import SimulatorBase
 from mlconnector.sandbox.quickbooks.records import (
     RequestFailed,
     Txn,
-    add_child,
-    add_ref,
     child_text,
-    money_text,
-    qb_time,
 )
 
 CARD_KINDS = ("CreditCardCharge", "CreditCardCredit")
@@ -45,35 +41,3 @@ class CreditCardAdds(SimulatorBase):
                                        "The total cannot be negative.")
         self.transactions.append(txn)
         rs.append(self._txn_ret(txn, include_lines=True))
-
-    def _txn_ret(self, txn: Txn, *, include_lines: bool) -> etree._Element:
-        if txn.kind not in CARD_KINDS:
-            return super()._txn_ret(txn, include_lines=include_lines)
-        ret = etree.Element(f"{txn.kind}Ret")
-        add_child(ret, "TxnID", txn.txn_id)
-        add_child(ret, "TimeCreated", qb_time(txn.created))
-        add_child(ret, "TimeModified", qb_time(txn.created))
-        add_child(ret, "EditSequence", txn.edit_sequence)
-        add_child(ret, "TxnNumber", txn.txn_number)
-        add_ref(ret, "AccountRef", self.item("account", txn.ap_account or ""), txn.ap_account)
-        if txn.vendor:
-            payee = self.item("vendor", txn.vendor) or self.item("customer", txn.vendor)
-            add_ref(ret, "PayeeEntityRef", payee, txn.vendor)
-        add_child(ret, "TxnDate", txn.txn_date)
-        add_child(ret, "Amount", money_text(txn.total))
-        add_child(ret, "RefNumber", txn.ref_number or None)
-        add_child(ret, "Memo", txn.memo or None)
-        add_child(ret, "ExternalGUID", txn.external_guid)
-        if include_lines:
-            for line in txn.lines:
-                lr = etree.SubElement(ret, "ExpenseLineRet")
-                add_child(lr, "TxnLineID", line.txn_line_id)
-                add_ref(lr, "AccountRef", self.item("account", line.account), line.account)
-                add_child(lr, "Amount", money_text(line.amount))
-                add_child(lr, "Memo", line.memo or None)
-                if line.customer:
-                    add_ref(lr, "CustomerRef", self.item("customer", line.customer), line.customer)
-                if line.klass:
-                    add_ref(lr, "ClassRef", self.item("class", line.klass), line.klass)
-                add_child(lr, "BillableStatus", line.billable_status)
-        return ret
