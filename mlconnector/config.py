@@ -67,6 +67,7 @@ class QuickBooksConfig:
     card_bill_vendor: str = ""
     negative_reports: str = "vendor_credit"
     journal_lines: str = "expense"
+    receipt_links: bool = True
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,7 @@ _SECTIONS: dict[str, tuple[type[Any], dict[str, tuple[Parser, str]]]] = {
             "card_bill_vendor": (values.as_text, "the vendor company-card bills are owed to (the card issuer)"),
             "negative_reports": (values.choice("vendor_credit", "block"), 'use "vendor_credit" or "block"'),
             "journal_lines": (values.choice("expense", "grouped"), 'use "expense" or "grouped"'),
+            "receipt_links": (values.boolean, "true or false"),
         },
     ),
     "qbwc": (
@@ -326,6 +328,7 @@ def config_to_toml(config: Config, *, include_secret: bool = True) -> dict[str, 
         "card_bill_vendor": q.card_bill_vendor,
         "negative_reports": q.negative_reports,
         "journal_lines": q.journal_lines,
+        "receipt_links": q.receipt_links,
     }
     qbwc = {
         "username": w.username,

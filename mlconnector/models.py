@@ -118,6 +118,7 @@ class Expense:
     reimbursable: bool = True
     billable: bool = False
     card: str = ""  # the company card: its last four digits, else Expensify's card ID ("" when unknown)
+    receipt_url: str = ""  # the receipt image's address in Expensify ("" when none)
 
 
 # The report fields planning reads (plan.py), plus the expenses: what the fingerprint covers.
@@ -161,6 +162,8 @@ def _expense_material(expense: Expense) -> dict[str, Any]:
     material = asdict(expense)
     if not material["card"]:
         del material["card"]
+    # A receipt only adds a link to the memo: attaching one after posting is no edit of what was posted.
+    del material["receipt_url"]
     return material
 
 

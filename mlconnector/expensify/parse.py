@@ -181,7 +181,17 @@ def _expense(data: Any, n: int, report_currency: str) -> Expense:
         reimbursable=_bool(data.get("reimbursable"), f"{where} reimbursable", None),
         billable=_bool(data.get("billable"), f"{where} billable", False),
         card=card_identifier(data),
+        receipt_url=receipt_url(data),
     )
+
+
+def receipt_url(expense: dict[str, Any]) -> str:
+    """The receipt's address when Expensify gave one that is a plain http(s) URL, else ""."""
+    url = expense.get("receiptURL")
+    if not isinstance(url, str):
+        return ""
+    url = url.strip()
+    return url if url.startswith(("https://", "http://")) and not any(c.isspace() for c in url) else ""
 
 
 def parse_report(data: Any) -> Report | InvalidReport:

@@ -16,8 +16,8 @@ from mlconnector.plan.core import (
     Group,
     PlanSettings,
     digest,
-    expense_memo,
     expense_parts,
+    line_memo,
     part_suffix,
 )
 
@@ -40,7 +40,7 @@ def bill_line(coded: Coded) -> Line:
     """The expense line of a bill (also of checks and card charges): account, amount, memo, class, customer."""
     e = coded.expense
     return Line(
-        account=coded.account, amount=e.amount, memo=expense_memo(e), customer=coded.customer,
+        account=coded.account, amount=e.amount, memo=line_memo(coded), customer=coded.customer,
         klass=coded.klass, billable=e.billable and coded.customer is not None, expense_id=e.transaction_id,
         item=coded.item,
     )

@@ -45,6 +45,7 @@ class PlanSettings:
     negative_reports: str = "vendor_credit"
     card_bill_vendor: str = ""
     journal_lines: str = "expense"
+    receipt_links: bool = True
     card_vendor_fallback: str = "Credit Card Misc."
 
 
@@ -57,6 +58,15 @@ def digest(text: str, length: int) -> str:
 def part_suffix(part: int, part_count: int) -> str:
     """``-N`` for part N of several, nothing for a single posting."""
     return f"-{part}" if part_count > 1 else ""
+
+
+def line_memo(coded: Coded) -> str:
+    """An expense line's memo: merchant and comment, then the receipt's address (QuickBooks Desktop has no
+    attachments, so a link is how the receipt travels)."""
+    memo = expense_memo(coded.expense)
+    if coded.receipt_url:
+        return f"{memo} {coded.receipt_url}" if memo else coded.receipt_url
+    return memo
 
 
 def expense_memo(expense: Expense) -> str:
@@ -98,9 +108,11 @@ class Coded:
     klass: str | None
     customer: str | None
     item: str | None = None
+    receipt_url: str = ""  # linked from the line's memo (receipt_links)
 
 
-def code_expense(report: Report, expense: Expense, mappings: Mappings, blocks: list[Block]) -> Coded | None:
+def code_expense(report: Report, expense: Expense, mappings: Mappings, blocks: list[Block], *,
+                 receipt_links: bool = True) -> Coded | None:
     """The expense's account, class and customer, or None with every problem appended to ``blocks``."""
     found = len(blocks)
     item = mappings.item(expense)
@@ -124,6 +136,7 @@ def code_expense(report: Report, expense: Expense, mappings: Mappings, blocks: l
         klass.target if klass is not None else None,
         customer.target if customer is not None else None,
         item.target if item is not None else None,
+        expense.receipt_url if receipt_links else "",
     )
 
 

@@ -22,7 +22,7 @@ from mlconnector.plan.core import (
     PlanSettings,
     block_for,
     digest,
-    expense_memo,
+    line_memo,
 )
 
 MAX_CARD_REF = 11
@@ -37,7 +37,7 @@ def card_line(coded: Coded) -> Line:
     """The expense line: a purchase as a positive debit, a refund as a positive credit."""
     e = coded.expense
     return Line(
-        account=coded.account, amount=abs(e.amount), memo=expense_memo(e), customer=coded.customer,
+        account=coded.account, amount=abs(e.amount), memo=line_memo(coded), customer=coded.customer,
         klass=coded.klass, billable=e.billable and coded.customer is not None, expense_id=e.transaction_id,
         side=Side.DEBIT if e.amount > 0 else Side.CREDIT,
     )

@@ -18,7 +18,7 @@ from mlconnector.plan.core import (
     PlanSettings,
     chunks,
     digest,
-    expense_memo,
+    line_memo,
     part_suffix,
 )
 
@@ -39,7 +39,7 @@ def journal_ref_number(report_id: str, part: int = 1, part_count: int = 1) -> st
 
 def journal_line(report: Report, coded: Coded) -> Line:
     e = coded.expense
-    memo = expense_memo(e)
+    memo = line_memo(coded)
     return Line(
         account=coded.account, amount=abs(e.amount), memo=f"{report.report_id}: {memo}" if memo else report.report_id,
         side=Side.DEBIT if e.amount > 0 else Side.CREDIT, customer=coded.customer, klass=coded.klass,

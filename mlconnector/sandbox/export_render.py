@@ -73,6 +73,7 @@ def _expense(e: Mapping[str, Any]) -> dict[str, Any]:
         "modifiedAmount": n(e.get("modifiedAmount")), "convertedAmount": n(e.get("convertedAmount")),
         "currency": s(e.get("currency")), "category": s(e.get("category")), "tag": s(e.get("tag")),
         "comment": s(e.get("comment")), "cardID": s(e.get("cardID")), "cardNumber": s(e.get("cardNumber")),
+        "receiptURL": s((e.get("receiptObject") or {}).get("url") if isinstance(e.get("receiptObject"), dict) else ""),
         "reimbursable": b(e.get("reimbursable")), "billable": b(e.get("billable")),
     }
 

@@ -291,9 +291,11 @@ CREATE TABLE request_failures (
 );
 """
 
-# The company card of an expense (last four digits, else Expensify's card ID; "" when unknown or personal).
+# The company card of an expense (last four digits, else Expensify's card ID; "" when unknown or personal),
+# and the address of its receipt (linked from the line's memo; "" when none).
 EXPENSE_CARD = """
 ALTER TABLE expenses ADD COLUMN card TEXT NOT NULL DEFAULT '';
+ALTER TABLE expenses ADD COLUMN receipt_url TEXT NOT NULL DEFAULT '';
 """
 
 MIGRATIONS: Sequence[Migration] = (

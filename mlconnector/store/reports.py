@@ -45,12 +45,13 @@ def _date(value: dt.date | None) -> str | None:
 def _insert_expenses(store: Store, report: Report) -> None:
     store.conn.executemany(
         "INSERT INTO expenses (report_id, position, transaction_id, date, merchant, amount_cents, currency,"
-        " category, tags, comment, reimbursable, billable, card) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " category, tags, comment, reimbursable, billable, card, receipt_url)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 report.report_id, n, e.transaction_id, e.date.isoformat(), e.merchant, decimal_to_cents(e.amount),
                 e.currency, e.category, json.dumps(list(e.tags)), e.comment, int(e.reimbursable), int(e.billable),
-                e.card,
+                e.card, e.receipt_url,
             )
             for n, e in enumerate(report.expenses)
         ],
@@ -169,7 +170,7 @@ def _expense(row: tuple[object, ...]) -> Expense:
         transaction_id=str(row[0]), date=dt.date.fromisoformat(str(row[1])), merchant=str(row[2]),
         amount=cents_to_decimal(int(str(row[3]))), currency=str(row[4]), category=str(row[5]),
         tags=tuple(json.loads(str(row[6]))), comment=str(row[7]), reimbursable=bool(row[8]), billable=bool(row[9]),
-        card=str(row[10] or ""),
+        card=str(row[10] or ""), receipt_url=str(row[11] or ""),
     )
 
 
@@ -194,7 +195,7 @@ def load_report(store: Store, report_id: str) -> Report:
         _expense(r)
         for r in store.conn.execute(
             "SELECT transaction_id, date, merchant, amount_cents, currency, category, tags, comment,"
-            " reimbursable, billable, card FROM expenses WHERE report_id = ? ORDER BY position",
+            " reimbursable, billable, card, receipt_url FROM expenses WHERE report_id = ? ORDER BY position",
             (report_id,),
         )
     )

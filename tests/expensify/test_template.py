@@ -30,10 +30,11 @@ AWKWARD: list[dict[str, Any]] = [
             {"transactionID": "6720309558248016", "created": "2026-03-01", "merchant": 'Café "Zürich" 🍕',
              "amount": 1234567, "modifiedAmount": 0, "currency": "EUR", "category": "Meals & Entertainment",
              "tag": "Sales\\:East:Project X", "comment": "C:\\Temp\\new\r\nline", "reimbursable": True,
-             "billable": False},
+             "billable": False, "receiptObject": {"url": "https://www.expensify.com/receipts/w_1a2b.jpg"}},
             {"transactionID": "4056343049275634494", "created": "2026-03-02", "modifiedCreated": "2026-03-03",
              "merchant": "Refund", "modifiedMerchant": "Refund (edited)", "amount": -500, "modifiedAmount": -450,
-             "category": "Travel", "tag": "Ops\\:Support\\:Tier 1", "reimbursable": "true", "billable": "false"},
+             "category": "Travel", "tag": "Ops\\:Support\\:Tier 1", "reimbursable": "true", "billable": "false",
+             "receiptObject": {}},
             {"transactionID": "3", "created": "2026-03-04", "amount": 1000, "convertedAmount": 1100.0,
              "currency": "GBP", "reimbursable": False, "cardNumber": "4111XXXXXXXX4242", "cardID": 9001},
             {"transactionID": "4", "created": "2026-03-05", "amount": -250, "merchant": "Delta Air Lines",
@@ -78,6 +79,8 @@ def test_freemarker_output_parses_into_the_expected_reports(rendered: str) -> No
     assert [e.tags for e in first.expenses] == [("Sales:East", "Project X"), ("Ops:Support:Tier 1",), (), ()]
     assert [str(e.amount) for e in first.expenses] == ["12345.67", "-4.50", "11.00", "-2.50"]
     assert [e.card for e in first.expenses] == ["", "", "4242", "C-77"]  # last four, else the card ID
+    # receiptObject "can be empty sometimes": then no link, and no failed render.
+    assert [e.receipt_url for e in first.expenses] == ["https://www.expensify.com/receipts/w_1a2b.jpg", "", "", ""]
     assert [e.reimbursable for e in first.expenses] == [True, True, False, False]
     assert first.expenses[0].comment == "C:\\Temp\\new\r\nline" and first.expenses[0].merchant.endswith("🍕")
     assert first.expenses[1].billable is False and first.expenses[1].reimbursable is True

@@ -10,7 +10,8 @@
   effective amount and the sign. Tags are printed as Expensify stores them (levels joined by ':',
   a literal colon escaped as \:); ?json_string turns that backslash into a legal \\.
   cardID and cardNumber (the company card of a card expense) are in Expensify's older field list
-  only: unverified, so a missing one prints "" and Python keeps whichever it can use.
+  only: unverified, so a missing one prints "" and Python keeps whichever it can use. receiptURL is
+  receiptObject.url, which "can be empty sometimes": a missing one prints "".
 -->
 <#macro s v><#if v?is_string>"${v?json_string}"<#elseif v?is_number>"${v?c}"<#elseif v?is_boolean>"${v?string("true", "false")}"<#elseif v?is_date_like>"${v?datetime_if_unknown?string("yyyy-MM-dd HH:mm:ss")}"<#else>""</#if></#macro>
 <#macro n v><#if v?is_number>${v?c}<#elseif v?is_string && v?trim?has_content>"${v?json_string}"<#else>null</#if></#macro>
@@ -44,6 +45,7 @@
 "comment":<@s (expense.comment)!"" />,<#t>
 "cardID":<@s (expense.cardID)!"" />,<#t>
 "cardNumber":<@s (expense.cardNumber)!"" />,<#t>
+"receiptURL":<@s (expense.receiptObject.url)!"" />,<#t>
 "reimbursable":<@b (expense.reimbursable)!"" />,<#t>
 "billable":<@b (expense.billable)!"" />}<#sep>,</#sep><#t>
 </#list>
