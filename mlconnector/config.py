@@ -68,6 +68,8 @@ class QuickBooksConfig:
     negative_reports: str = "vendor_credit"
     journal_lines: str = "expense"
     receipt_links: bool = True
+    class_report_field: str = ""
+    customer_report_field: str = ""
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,8 @@ _SECTIONS: dict[str, tuple[type[Any], dict[str, tuple[Parser, str]]]] = {
             "negative_reports": (values.choice("vendor_credit", "block"), 'use "vendor_credit" or "block"'),
             "journal_lines": (values.choice("expense", "grouped"), 'use "expense" or "grouped"'),
             "receipt_links": (values.boolean, "true or false"),
+            "class_report_field": (values.as_text, 'the Expensify report field holding the class, e.g. "Department"'),
+            "customer_report_field": (values.as_text, 'the Expensify report field holding the customer:job, e.g. "Client"'),
         },
     ),
     "qbwc": (
@@ -329,6 +333,8 @@ def config_to_toml(config: Config, *, include_secret: bool = True) -> dict[str, 
         "negative_reports": q.negative_reports,
         "journal_lines": q.journal_lines,
         "receipt_links": q.receipt_links,
+        "class_report_field": q.class_report_field,
+        "customer_report_field": q.customer_report_field,
     }
     qbwc = {
         "username": w.username,

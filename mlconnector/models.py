@@ -121,6 +121,11 @@ class Expense:
     receipt_url: str = ""  # the receipt image's address in Expensify ("" when none)
 
 
+def report_field_key(name: str) -> str:
+    """How Expensify's export names a report field: ``customField.NAME`` with non-alphanumerics as ``_``."""
+    return "".join(c if c.isascii() and c.isalnum() else "_" for c in name.strip())
+
+
 # The report fields planning reads (plan.py), plus the expenses: what the fingerprint covers.
 POSTING_FIELDS = ("report_id", "name", "submitter_email", "currency", "total", "submitted", "approved")
 
@@ -145,6 +150,13 @@ class Report:
     created: dt.date | None = None
     submitted: dt.date | None = None
     approved: dt.date | None = None
+    # Header-level report fields the configuration asks for (name as the export names it, value), sorted.
+    report_fields: tuple[tuple[str, str], ...] = ()
+
+    def field(self, name: str) -> str:
+        """A report field's value ("" when absent); ``name`` as configured (non-alphanumerics become ``_``)."""
+        wanted = report_field_key(name)
+        return next((value for key, value in self.report_fields if key == wanted), "")
 
     def fingerprint(self) -> str:
         """A stable digest of what the posting is made from; used to spot edits.
@@ -154,6 +166,8 @@ class Report:
         """
         material = {name: getattr(self, name) for name in POSTING_FIELDS}
         material["expenses"] = [_expense_material(e) for e in self.expenses]
+        if self.report_fields:  # joined the fingerprint later: reports without any keep theirs
+            material["report_fields"] = [list(pair) for pair in self.report_fields]
         return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 

@@ -229,6 +229,7 @@ def parse_report(data: Any) -> Report | InvalidReport:
             created=_date(_text(data, "created"), "created", required=False),
             submitted=_date(_text(data, "submitted"), "submitted", required=False),
             approved=_date(_text(data, "approved"), "approved", required=False),
+            report_fields=report_fields(data),
         )
     except _Invalid as exc:
         return InvalidReport(report_id, str(exc))
@@ -271,3 +272,13 @@ def iter_export(lines: Iterable[bytes]) -> Iterator[Report | InvalidReport]:
         seen += 1
         yield parse_report(data)
     raise ExpensifyRetriableError(f"the export ended early after {seen} reports (no trailer line)", hint="pull again")
+
+
+def report_fields(report: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The header-level report fields the export brought, non-empty ones only, sorted by name."""
+    fields = report.get("reportFields")
+    if not isinstance(fields, dict):
+        return ()
+    found = {str(k): str(v).strip() for k, v in fields.items()
+             if isinstance(v, (str, int, float)) and not isinstance(v, bool) and str(v).strip()}
+    return tuple(sorted(found.items()))

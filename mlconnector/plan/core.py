@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from mlconnector.mapping.rules import Mappings, Resolved
+from mlconnector.mapping.rules import MappingKind, Mappings, Resolved
 from mlconnector.models import (
     Block,
     Expense,
@@ -46,6 +46,8 @@ class PlanSettings:
     card_bill_vendor: str = ""
     journal_lines: str = "expense"
     receipt_links: bool = True
+    class_report_field: str = ""
+    customer_report_field: str = ""
     card_vendor_fallback: str = "Credit Card Misc."
 
 
@@ -112,7 +114,7 @@ class Coded:
 
 
 def code_expense(report: Report, expense: Expense, mappings: Mappings, blocks: list[Block], *,
-                 receipt_links: bool = True) -> Coded | None:
+                 receipt_links: bool = True, class_field: str = "", customer_field: str = "") -> Coded | None:
     """The expense's account, class and customer, or None with every problem appended to ``blocks``."""
     found = len(blocks)
     item = mappings.item(expense)
@@ -121,10 +123,15 @@ def code_expense(report: Report, expense: Expense, mappings: Mappings, blocks: l
     account = mappings.account(expense)
     if item is None and account.blocks:  # an item line takes its account from the item
         blocks.append(block_for(report, expense, "category", account))
+    # Lines without a class (customer) from their tags take the report field's, when one is configured.
     klass = mappings.klass(expense)
+    if klass is None and class_field and report.field(class_field):
+        klass = mappings.resolve(MappingKind.CLASS, report.field(class_field))
     if klass is not None and klass.blocks:
         blocks.append(block_for(report, expense, f"tag level {mappings.class_tag_level} (class)", klass))
     customer = mappings.customer(expense)
+    if customer is None and customer_field and report.field(customer_field):
+        customer = mappings.resolve(MappingKind.CUSTOMER, report.field(customer_field))
     if customer is not None and customer.blocks:
         blocks.append(block_for(report, expense, f"tag level {mappings.customer_tag_level} (customer)", customer))
     elif customer is None and expense.billable:

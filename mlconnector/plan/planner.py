@@ -76,7 +76,9 @@ def plan_report(report: Report, mappings: Mappings, settings: PlanSettings, *, p
     vendor = mappings.vendor(report) if needs_vendor else None
     if vendor is not None and vendor.blocks:
         blocks.append(block_for(report, None, "submitter_email", vendor))
-    coded = [code_expense(report, e, mappings, blocks, receipt_links=settings.receipt_links) for e in (*own, *card)]
+    coded = [code_expense(report, e, mappings, blocks, receipt_links=settings.receipt_links,
+                          class_field=settings.class_report_field, customer_field=settings.customer_report_field)
+             for e in (*own, *card)]
     if blocks or isinstance(date, Block):
         return Plan(blocked=tuple(blocks), notes=tuple(notes))
     own_coded = [c for c in coded[: len(own)] if c is not None]

@@ -18,11 +18,13 @@ Exports are rendered by a Python emulation of ml-connector's own templates
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -238,8 +240,11 @@ class ExpensifySimulator:
         problem = _check_filters(filters)
         if problem:
             return 200, "text/plain;charset=utf-8", env(problem, 410)
+        render: Callable[[Iterable[Mapping[str, Any]]], Iterator[str]]
         if EXPORT_MARKER in template:
-            render = render_export
+            # The report fields the template asks for (customField["KEY"]), as FreeMarker would print them.
+            asked = re.findall(r'customField\["([A-Za-z0-9_]+)"\]', template)
+            render = functools.partial(render_export, report_fields=asked)
         elif STAMP_MARKER in template:
             render = render_stamp
         else:

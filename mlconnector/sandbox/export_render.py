@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 REPORT_FIELDS = (
@@ -78,8 +78,8 @@ def _expense(e: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def report_object(report: Mapping[str, Any]) -> dict[str, Any]:
-    """What the template prints for one report, as a dict."""
+def report_object(report: Mapping[str, Any], report_fields: Sequence[str] = ()) -> dict[str, Any]:
+    """What the template prints for one report, as a dict (``report_fields``: the customField keys asked for)."""
     submitter = report.get("submitter")
     out: dict[str, Any] = {
         "reportID": s(report.get("reportID")), "reportName": s(report.get("reportName")),
@@ -90,17 +90,20 @@ def report_object(report: Mapping[str, Any]) -> dict[str, Any]:
         "created": s(report.get("created")), "submitted": s(report.get("submitted")),
         "approved": s(report.get("approved")),
     }
+    custom = report.get("customField")
+    out["reportFields"] = {key: s(custom.get(key) if isinstance(custom, Mapping) else None)
+                           for key in sorted(report_fields)}
     items = report.get("transactionList")
     out["expenses"] = [_expense(e) for e in items] if isinstance(items, list) else []
     return out
 
 
-def render_export(reports: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+def render_export(reports: Iterable[Mapping[str, Any]], report_fields: Sequence[str] = ()) -> Iterator[str]:
     """The template's output, line by line (each ends with a newline), trailer included."""
     count = 0
     for report in reports:
         count += 1
-        line = json.dumps(report_object(report), ensure_ascii=False, separators=(",", ":"))
+        line = json.dumps(report_object(report, report_fields), ensure_ascii=False, separators=(",", ":"))
         # ?json_string escapes the Unicode line separators too; json.dumps leaves them raw.
         yield line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029") + "\n"
     yield json.dumps({"end": True, "reports": count}, separators=(",", ":")) + "\n"

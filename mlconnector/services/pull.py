@@ -286,7 +286,8 @@ def _run_exports(store: Store, client: ExpensifyClient, config: Config, summary:
     seen: set[str] = set()
     for n, job in enumerate(all_jobs, 1):
         progress("export", n - 1, len(all_jobs))
-        file_name = client.export(job, export_template())
+        file_name = client.export(job, export_template(
+            [f for f in (config.quickbooks.class_report_field, config.quickbooks.customer_report_field) if f]))
         progress("export", n, len(all_jobs))
         with tempfile.TemporaryFile(prefix="mlconnector-export-") as tmp:
             received = 0

@@ -88,7 +88,8 @@ def settings_for(config: Config | QuickBooksConfig) -> PlanSettings:
         journal_credit_account=qb.journal_credit_account, max_lines_per_txn=qb.max_lines_per_txn,
         non_reimbursable=qb.non_reimbursable, card_account=qb.card_account, check_account=qb.check_account,
         check_to_print=qb.check_to_print, negative_reports=qb.negative_reports, card_bill_vendor=qb.card_bill_vendor,
-        journal_lines=qb.journal_lines, receipt_links=qb.receipt_links,
+        journal_lines=qb.journal_lines, receipt_links=qb.receipt_links, class_report_field=qb.class_report_field,
+        customer_report_field=qb.customer_report_field,
         card_vendor_fallback=qb.card_vendor_fallback,
     )
 

@@ -298,6 +298,11 @@ ALTER TABLE expenses ADD COLUMN card TEXT NOT NULL DEFAULT '';
 ALTER TABLE expenses ADD COLUMN receipt_url TEXT NOT NULL DEFAULT '';
 """
 
+# Header-level report fields (class and customer:job per report): JSON pairs, "" for none.
+REPORT_FIELDS = """
+ALTER TABLE reports ADD COLUMN report_fields TEXT NOT NULL DEFAULT '';
+"""
+
 MIGRATIONS: Sequence[Migration] = (
     Migration("0001_initial_schema", INITIAL_SCHEMA),
     Migration("0003_plan_skips", PLAN_SKIPS),
@@ -305,6 +310,7 @@ MIGRATIONS: Sequence[Migration] = (
     Migration("0006_postings_autoincrement", _postings_autoincrement),
     Migration("0007_posting_txns", POSTING_TXNS),
     Migration("0008_expense_card", EXPENSE_CARD),
+    Migration("0009_report_fields", REPORT_FIELDS),
 )
 
 BOOKKEEPING = """

@@ -63,6 +63,7 @@ def _report_values(report: Report) -> tuple[object, ...]:
         report.name, report.submitter_email, report.submitter_name, report.status, report.currency,
         decimal_to_cents(report.total), report.policy_id, report.policy_name, _date(report.created),
         _date(report.submitted), _date(report.approved), report.fingerprint(),
+        json.dumps([list(pair) for pair in report.report_fields]) if report.report_fields else "",
     )
 
 
@@ -95,8 +96,8 @@ def save_report(store: Store, report: Report, *, actor: str = "pull") -> SaveOut
         if row is None:
             store.conn.execute(
                 "INSERT INTO reports (name, submitter_email, submitter_name, status, currency, total_cents,"
-                " policy_id, policy_name, created, submitted, approved, fingerprint, report_id,"
-                " first_pulled_at, last_pulled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " policy_id, policy_name, created, submitted, approved, fingerprint, report_fields, report_id,"
+                " first_pulled_at, last_pulled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*_report_values(report), report.report_id, now, now),
             )
             _insert_expenses(store, report)
@@ -139,7 +140,8 @@ def save_report(store: Store, report: Report, *, actor: str = "pull") -> SaveOut
             " total_cents = ?, policy_id = ?, policy_name = ?, created = ?, submitted = ?, approved = ?,"
             # Nothing of it is in QuickBooks (any more): a flag from an earlier look is void, or the report
             # would never be planned again.
-            " fingerprint = ?, changed_fingerprint = NULL, changed_after_posting = 0 WHERE report_id = ?",
+            " fingerprint = ?, report_fields = ?, changed_fingerprint = NULL, changed_after_posting = 0"
+            " WHERE report_id = ?",
             (*_report_values(report), report.report_id),
         )
         store.conn.execute("DELETE FROM expenses WHERE report_id = ?", (report.report_id,))
@@ -186,7 +188,7 @@ def load_report(store: Store, report_id: str) -> Report:
     """
     row = store.conn.execute(
         "SELECT report_id, name, submitter_email, submitter_name, status, currency, total_cents, policy_id,"
-        " policy_name, created, submitted, approved FROM reports WHERE report_id = ?",
+        " policy_name, created, submitted, approved, report_fields FROM reports WHERE report_id = ?",
         (report_id,),
     ).fetchone()
     if row is None:
@@ -204,6 +206,7 @@ def load_report(store: Store, report_id: str) -> Report:
         currency=row[5], total=cents_to_decimal(row[6]), policy_id=row[7], policy_name=row[8],
         created=_optional_date(row[9]), submitted=_optional_date(row[10]), approved=_optional_date(row[11]),
         expenses=expenses,
+        report_fields=tuple((str(k), str(v)) for k, v in json.loads(row[12])) if row[12] else (),
     )
 
 

@@ -106,3 +106,24 @@ def test_the_stamp_template_renders_in_freemarker_and_matches_the_emulation(tmp_
 
 def test_templates_carry_the_markers_the_simulator_recognises() -> None:
     assert EXPORT_MARKER in export_template() and STAMP_MARKER in stamp_template()
+
+
+def test_configured_report_fields_render_in_freemarker_and_the_emulation_alike(tmp_path: Path) -> None:
+    why = freemarker.java_available()
+    if why:
+        pytest.skip(why)
+    reports: list[dict[str, Any]] = [
+        {**AWKWARD[3], "reportID": "R-fields", "customField": {"Department": "Sales & \"Ops\"",
+                                                                "Client_Code": "Acme Corp:Project X"}},
+        {**AWKWARD[3], "reportID": "R-none"},
+    ]
+    template = export_template(["Department", "Client Code", "!!"])  # names as configured
+    out = freemarker.render(template, reports, tmp_path)
+    first, second = (json.loads(line) for line in out.splitlines()[:2])
+    assert first["reportFields"] == {"Client_Code": "Acme Corp:Project X", "Department": 'Sales & "Ops"'}
+    assert second["reportFields"] == {"Client_Code": "", "Department": ""}
+    emulated = "".join(render_export(reports, report_fields=["Client_Code", "Department"]))
+    assert [json.loads(x) for x in emulated.splitlines()] == [json.loads(x) for x in out.splitlines()]
+    parsed = next(iter(iter_export(out.encode().splitlines())))
+    assert isinstance(parsed, Report) and parsed.field("Client Code") == "Acme Corp:Project X"
+    assert parsed.field("Department") == 'Sales & "Ops"'

@@ -29,6 +29,7 @@
 "created":<@s (report.created)!"" />,<#t>
 "submitted":<@s (report.submitted)!"" />,<#t>
 "approved":<@s (report.approved)!"" />,<#t>
+"reportFields":{<#-- REPORT FIELDS -->},<#t>
 "expenses":[<#t>
 <#list (report.transactionList)![] as expense>
 {"transactionID":<@s (expense.transactionID)!"" />,<#t>
