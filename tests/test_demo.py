@@ -87,7 +87,10 @@ def _check_sample_outcome(data: dict[str, Any]) -> None:
     assert all(re.fullmatch(r"[0-9A-F]+-\d+", t["txn_id"]) for t in txns)
     assert len({t["txn_id"] for t in txns}) == len(txns)
     # Vendors were matched by e-mail: no employee mapping exists in the demo's home.
-    assert all(t["vendor"] == t["employee"] for t in txns)
+    assert all(t["vendor"] == t["employee"] for t in txns if t["report_id"] != sample.CARD_REPORT_ID)
+    (card,) = [t for t in txns if t["report_id"] == sample.CARD_REPORT_ID]
+    # The company-card purchase: one credit-card charge on the card account, payee the merchant's vendor.
+    assert (card["type"], card["vendor"], card["credit_account"]) == ("Card charge", "Staples", sample.CARD_ACCOUNT)
     for t in txns:  # the accounts column adds up to what the employee is owed
         assert sum(Decimal(a["amount"]) for a in t["accounts"]) == Decimal(t["total"])
     (blocked,) = data["blocked"]
@@ -120,7 +123,7 @@ def test_demo_json_has_every_part_and_totals_that_match_the_sample(mode: str, te
     assert data["mode"] == mode and data["kept"] is False
     _check_sample_outcome(data)
     kind = "Bill" if mode == "bill" else "Journal entry"
-    assert {t["type"] for t in data["transactions"]} == {kind}
+    assert {t["type"] for t in data["transactions"]} == {kind, "Card charge"}
     counts = data["quickbooks"]
     assert (counts["bills"], counts["journal_entries"]) == ((4, 0) if mode == "bill" else (0, 4))
     refund = next(t for t in data["transactions"] if t["report_id"] == "R00Ps7Tb2eHc")
@@ -145,7 +148,7 @@ def test_demo_shows_transactions_the_blocked_report_the_audit_trail_and_how_to_g
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "Posted to QuickBooks: 4 bills" in out
-    assert len(set(re.findall(r"TxnID [0-9A-F]+-\d+", out))) == 4
+    assert len(set(re.findall(r"TxnID [0-9A-F]+-\d+", out))) == 5  # 4 bills and the card charge
     for report_id in [*POSTED_IDS, sample.BLOCKED_REPORT_ID]:
         assert report_id in out
     assert "1,011.45" in out and "Meals and Entertainment" in out
@@ -156,7 +159,7 @@ def test_demo_shows_transactions_the_blocked_report_the_audit_trail_and_how_to_g
     assert re.search(r"Done in \d+\.\d s", out)
     for command in ("init", "map refresh", "map check", "pull", "qwc", "serve"):
         assert f"mlconnector {command}" in out
-    assert "4 × BillAddRq" in out and "Posted 4, failed 0" in out
+    assert "4 × BillAddRq" in out and "CreditCardChargeAddRq" in out and "Posted 5, failed 0" in out
     assert _threads_left(before) == set()
     assert _demo_homes(temp_root) == []
 
@@ -195,7 +198,7 @@ def test_keep_keeps_a_home_whose_state_file_holds_the_postings(temp_root: Path) 
     status = _invoke("--home", str(home), "status", "--json")
     assert status.exit_code == 0, status.output
     counts = json.loads(status.stdout)["postings"]
-    assert (counts["posted"], counts["blocked"]) == (4, 1)
+    assert (counts["posted"], counts["blocked"]) == (5, 1)
 
 
 def test_keep_prints_the_home_and_how_to_inspect_it(temp_root: Path) -> None:
@@ -287,7 +290,7 @@ def test_python_m_mlconnector_demo_in_a_real_process(subprocess_env: dict[str, s
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert "Posted to QuickBooks: 4 bills" in proc.stdout
-    assert len(set(re.findall(r"TxnID [0-9A-F]+-\d+", proc.stdout))) == 4
+    assert len(set(re.findall(r"TxnID [0-9A-F]+-\d+", proc.stdout))) == 5
     assert "Team Offsite" in proc.stdout
     assert elapsed < 30, f"the demo took {elapsed:.1f} s"
     assert _demo_homes(temp_root) == []

@@ -55,8 +55,8 @@ def story_view(data: dict[str, Any]) -> RenderableType:
 
 _KINDS = {"Bill": ("bill", "bills"), "Journal entry": ("journal entry", "journal entries"),
           "Check": ("check", "checks"), "Vendor credit": ("vendor credit", "vendor credits"),
-          "Credit card charge": ("credit card charge", "credit card charges"),
-          "Credit card credit": ("credit card credit", "credit card credits")}
+          "Card charge": ("credit card charge", "credit card charges"),
+          "Card credit": ("credit card credit", "credit card credits")}
 
 
 def _count_kind(n: int, kind: str) -> str:
@@ -82,7 +82,7 @@ def transactions_table(data: dict[str, Any]) -> RenderableType:
                   box=box.SIMPLE_HEAD, pad_edge=False, caption_justify="left", caption_style="dim",
                   caption=("Total: what the employee was paid by check" if data.get("mode") == "check" else
                            "Total: what the employee is owed (Accounts Payable)")
-                  + ". Accounts: where it was spent, refunds subtracted.")
+                  + "; a card charge: what the company card paid. Accounts: where it was spent, refunds subtracted.")
     # IDs never wrap (a broken TxnID cannot be searched for); names and accounts wrap at spaces.
     table.add_column("Report, employee", no_wrap=True)
     table.add_column("QuickBooks transaction", no_wrap=True)

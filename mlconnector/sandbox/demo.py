@@ -33,7 +33,7 @@ from typing import Any
 from mlconnector.config import Config, Secret, load_config, write_config
 from mlconnector.errors import MlConnectorError
 from mlconnector.expensify.client import ExpensifyClient, RateLimiter
-from mlconnector.models import PostingState, ReimbursableMode
+from mlconnector.models import NonReimbursablePolicy, PostingState, ReimbursableMode
 from mlconnector.paths import Paths, resolve_paths
 from mlconnector.redact import redact_text, register_secret
 from mlconnector.sandbox import demo_sample as sample
@@ -258,7 +258,11 @@ def _write_home(home: Path, expensify: ExpensifySimulator, password: str, mode: 
     # init leaves the first pull's start to the user (or --since); the demo's reports are recent.
     written = load_config(paths.config_file, environ={})
     start = today - dt.timedelta(days=sample.START_DAYS_AGO)
-    write_config(paths.config_file, replace(written, expensify=replace(written.expensify, start_date=start)))
+    # Company-card expenses post as credit-card charges, one per expense, as Expensify's own connector does.
+    quickbooks = replace(written.quickbooks, non_reimbursable=NonReimbursablePolicy.CREDIT_CARD,
+                         card_account=sample.CARD_ACCOUNT)
+    write_config(paths.config_file, replace(written, expensify=replace(written.expensify, start_date=start),
+                                            quickbooks=quickbooks))
     return load_config(paths.config_file, environ={})
 
 

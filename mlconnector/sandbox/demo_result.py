@@ -77,7 +77,7 @@ def _accounts(txn: Txn, credit_account: str) -> list[dict[str, str]]:
 
 # How each QuickBooks transaction kind is called on screen (and in --json).
 _TYPE_NAMES = {"Bill": "Bill", "JournalEntry": "Journal entry", "Check": "Check", "VendorCredit": "Vendor credit",
-               "CreditCardCharge": "Credit card charge", "CreditCardCredit": "Credit card credit"}
+               "CreditCardCharge": "Card charge", "CreditCardCredit": "Card credit"}
 
 
 def _owed(txn: Txn, credit_account: str) -> Decimal:

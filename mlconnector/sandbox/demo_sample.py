@@ -1,6 +1,6 @@
 """The sample company of ``mlconnector demo``: Acme Corp's expense reports and its QuickBooks file.
 
-Four employees, five approved reports, in Expensify's template data model (amounts in cents, tags
+Four employees, six approved reports (one of them a company-card purchase), in Expensify's template data model (amounts in cents, tags
 with levels split on ``:``; the ``\\:`` in a customer:job tag is a literal colon). The QuickBooks
 company holds what those reports need, matched the way a real installation matches it with no
 mapping at all: categories by account name, level-1 tags by class name, level-2 tags by
@@ -57,6 +57,7 @@ class SampleReport:
     submitted_days_ago: int
     expenses: tuple[_Expense, ...]
     state: str = "APPROVED"
+    card_number: str = ""  # set: the expenses were paid with this company card (not owed to the employee)
 
     @property
     def total_cents(self) -> int:
@@ -94,7 +95,12 @@ SAMPLE = (
     SampleReport("R00Hn2Gs7cXf", "Phone plan", ANN, 6, (
         (20, "AT&T", 8500, "Telephone Expense", _tag("Sales"), "Mobile plan", False),
     )),
+    SampleReport("R00Cc5Vx1mPz", "Company card: printer", BO, 5, (
+        (6, "Staples", 24999, "Office Supplies", _tag("Engineering"), "Laser printer", False),
+    ), card_number="4111XXXXXXXX1979"),
 )
+CARD_REPORT_ID = "R00Cc5Vx1mPz"  # posted as a credit-card charge (non_reimbursable = "credit_card")
+CARD_ACCOUNT = "Corporate Card"
 
 BLOCKED_REPORT_ID = "R00Wq9Dy5rKe"
 FEATURED_REPORT_ID = "R00Lk3Nw8xQa"  # whose audit trail the demo shows: billable lines, class and job
@@ -113,7 +119,8 @@ def expensify_report(report: SampleReport, today: dt.date) -> dict[str, Any]:
             "transactionID": f"{7204431500000000000 + n * 7919 + sum(map(ord, report.report_id))}",
             "created": (today - dt.timedelta(days=days_ago)).isoformat(),
             "merchant": merchant, "amount": cents, "modifiedAmount": 0, "currency": "USD",
-            "category": category, "tag": tag, "comment": comment, "reimbursable": True, "billable": billable,
+            "category": category, "tag": tag, "comment": comment, "reimbursable": not report.card_number,
+            "billable": billable, **({"cardNumber": report.card_number} if report.card_number else {}),
         }
         for n, (days_ago, merchant, cents, category, tag, comment, billable) in enumerate(report.expenses, 1)
     ]
@@ -149,6 +156,7 @@ def quickbooks(**options: Any) -> QuickBooksSimulator:
     """Acme Corp's QuickBooks company file: accounts, vendors (with the employees' e-mails), classes, jobs."""
     sim = QuickBooksSimulator(company_name=COMPANY_NAME, **options)
     sim.add_account("Checking", "Bank")
+    sim.add_account(CARD_ACCOUNT, "CreditCard")
     sim.add_account("Accounts Payable", "AccountsPayable")
     for name in ("Travel Expense", "Meals and Entertainment", "Office Supplies", "Automobile Expense",
                  "Telephone Expense", "Rent Expense"):
@@ -165,6 +173,6 @@ def quickbooks(**options: Any) -> QuickBooksSimulator:
 
 
 __all__ = [
-    "BLOCKED_REPORT_ID", "BLOCKING_CATEGORY", "COMPANY_NAME", "EMPLOYEES", "FEATURED_REPORT_ID", "SAMPLE",
+    "BLOCKED_REPORT_ID", "BLOCKING_CATEGORY", "CARD_ACCOUNT", "CARD_REPORT_ID", "COMPANY_NAME", "EMPLOYEES", "FEATURED_REPORT_ID", "SAMPLE",
     "START_DAYS_AGO", "Employee", "SampleReport", "expensify_report", "expensify_reports", "policies", "quickbooks",
 ]
