@@ -163,3 +163,9 @@ def test_item_lines_follow_expense_lines_in_every_purchase_and_the_item_query_is
     assert_valid(reference_dir, xml, version)
     add = etree.fromstring(xml).find(".//BillAdd")
     assert add is not None and [c.tag for c in add][-2:] == ["ExpenseLineAdd", "ItemLineAdd"]
+
+
+def test_map_check_resolves_a_category_mapped_to_an_item_as_that_item() -> None:
+    used = ITEMS.names_used(report("R1", expense(1, "40.00"), expense(2, "10.00", category="Meals")))
+    assert [(r.kind.value, r.source, r.target) for r in used if r.source in ("Travel", "Meals")] == [
+        ("item", "Travel", "Consulting Travel"), ("category", "Meals", "Meals and Entertainment")]

@@ -45,3 +45,9 @@ def test_report_fields_are_stored_and_change_the_fingerprint_only_when_present(s
     assert dataclasses.replace(plain, report_fields=()).fingerprint() == plain.fingerprint()
     save_report(store, with_fields)
     assert load_report(store, "R1").report_fields == (("Department", "Sales"),)
+
+
+def test_map_check_names_the_report_field_values_it_will_use() -> None:
+    r = dataclasses.replace(report("R1", expense(1, "40.00", tags=())), report_fields=(("Department", "Sales"),))
+    used = MAPS.names_used(r, report_fields=("Department", ""))
+    assert ("class", "Sales", "Sales") in [(u.kind.value, u.source, u.target) for u in used]

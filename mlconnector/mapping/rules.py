@@ -360,17 +360,24 @@ class Mappings:
         """The vendor for a report's submitter."""
         return self.resolve(MappingKind.EMPLOYEE, report.submitter_email)
 
-    def names_used(self, report: Report, *, needs_vendor: bool = True,
-                   cards: tuple[str, str] | None = None) -> list[Resolved]:
+    def names_used(self, report: Report, *, needs_vendor: bool = True, cards: tuple[str, str] | None = None,
+                   report_fields: tuple[str, str] = ("", "")) -> list[Resolved]:
         """Every name a report uses, resolved (what ``map check`` aggregates).
 
         ``cards`` = (card_account, card_vendor_fallback) when company-card expenses post as card
-        charges: their cards and merchants are included.
+        charges: their cards and merchants are included. ``report_fields`` = the report fields that give
+        class and customer:job to lines whose tags give none.
         """
         found: list[Resolved] = [self.vendor(report)] if needs_vendor else []
         for expense in report.expenses:
-            found.append(self.account(expense))
-            found.extend(r for r in (self.klass(expense), self.customer(expense)) if r is not None)
+            item = self.item(expense)  # a category mapped to an item needs no account
+            found.append(item if item is not None else self.account(expense))
+            klass, customer = self.klass(expense), self.customer(expense)
+            if klass is None and report_fields[0] and report.field(report_fields[0]):
+                klass = self.resolve(MappingKind.CLASS, report.field(report_fields[0]))
+            if customer is None and report_fields[1] and report.field(report_fields[1]):
+                customer = self.resolve(MappingKind.CUSTOMER, report.field(report_fields[1]))
+            found.extend(r for r in (klass, customer) if r is not None)
             if cards is not None and not expense.reimbursable and expense.amount != 0:
                 found.append(self.card_account(expense.card, cards[0]))
                 found.append(self.payee(expense.merchant, cards[1]))

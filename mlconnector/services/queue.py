@@ -304,7 +304,8 @@ def check_mappings(store: Store, config: Config | QuickBooksConfig) -> MappingCh
             report = replace(report, expenses=tuple(e for e in report.expenses if e.reimbursable))
         cards = ((settings.card_account, settings.card_vendor_fallback)
                  if settings.non_reimbursable is NonReimbursablePolicy.CREDIT_CARD else None)
-        for resolved in mappings.names_used(report, needs_vendor=needs_vendor, cards=cards):
+        fields = (settings.class_report_field, settings.customer_report_field)
+        for resolved in mappings.names_used(report, needs_vendor=needs_vendor, cards=cards, report_fields=fields):
             key = (resolved.kind, normalize_source(resolved.kind, resolved.source))
             known = found.get(key)
             reports = (known.reports if known else ()) + ((rid,) if not known or rid not in known.reports else ())
