@@ -63,12 +63,7 @@ def expense_line(parent: etree._Element, line: Line) -> None:
     sub(el, "Amount", text.format_amount(line.amount))
     if line.memo:
         sub(el, "Memo", text.memo(line.memo))
-    if line.customer:
-        ref(el, "CustomerRef", line.customer, text.MAX_CUSTOMER_NAME, "customer")
-    if line.klass:
-        ref(el, "ClassRef", line.klass, text.MAX_CLASS_NAME, "class")
-    if line.customer:
-        sub(el, "BillableStatus", "Billable" if line.billable else "NotBillable")
+    _job_and_class(el, line)
 
 
 def item_line(parent: etree._Element, line: Line) -> None:
@@ -78,6 +73,11 @@ def item_line(parent: etree._Element, line: Line) -> None:
     if line.memo:
         sub(el, "Desc", text.memo(line.memo))
     sub(el, "Amount", text.format_amount(line.amount))
+    _job_and_class(el, line)
+
+
+def _job_and_class(el: etree._Element, line: Line) -> None:
+    """The customer:job, class and billable status every purchase line ends with (in schema order)."""
     if line.customer:
         ref(el, "CustomerRef", line.customer, text.MAX_CUSTOMER_NAME, "customer")
     if line.klass:
