@@ -13,6 +13,7 @@ from mlconnector.errors import ConfigError
 from mlconnector.models import PostingState
 from mlconnector.paths import Paths
 from mlconnector.store import Store, dashboard
+from mlconnector.store.company import company_file
 from mlconnector.store.ledger import all_duplicates
 
 
@@ -42,13 +43,15 @@ def collect_status(paths: Paths) -> dict[str, Any]:
             reports = report_counts(store)
             reasons = top_blocked_reasons(store)
             pulls = _pull_status(store)
-            dashboard = {**web_connector_status(store, takeover), **attention(store), "duplicates": duplicates(store)}
+            dashboard = {**web_connector_status(store, takeover), **attention(store), "duplicates": duplicates(store),
+                         "quickbooks_company": company_file(store) or None}
         finally:
             store.close()
     else:
         pulls = {"last_pull": None, "changed_after_posting": []}
         dashboard = {"last_qbwc_contact": None, "qbwc_session": None,
-                     "blocked": _empty_list(), "failed": _empty_list(), "duplicates": _empty_list()}
+                     "blocked": _empty_list(), "failed": _empty_list(), "duplicates": _empty_list(),
+                     "quickbooks_company": None}
     return {
         "config": config, "state": state, "postings": counts, "log_dir": str(paths.log_dir),
         "reports": reports, "blocked_reasons": reasons, **pulls, **dashboard,

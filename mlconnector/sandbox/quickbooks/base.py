@@ -49,6 +49,9 @@ class SimulatorBase:
         self.parse_errors: list[str] = []
         self.message_set_notes: list[str] = []  # why a message set got a non-zero messageSetStatusCode
         self.parse_failures = 0
+        # The company file's preferences (what the Host/Company/Preferences answer says).
+        self.class_tracking = True
+        self.closing_date: str | None = None
         # Messages QuickBooks refuses whole, as unparsable (0x80040400), for as long as this says so.
         self.refuse_when: Callable[[str], bool] | None = None
         self._holds: list[Hold] = []

@@ -177,9 +177,10 @@ class QuickBooksSimulator(ListQueries, BillAdds, JournalAdds, VendorCreditAdds, 
                                  statusMessage="Status OK")
         pret = etree.SubElement(etree.SubElement(prefs, "PreferencesRet"), "AccountingPreferences")
         for name, value in (("IsUsingAccountNumbers", "false"), ("IsRequiringAccounts", "true"),
-                            ("IsUsingClassTracking", "true"), ("IsUsingAuditTrail", "true"),
-                            ("IsAssigningJournalEntryNumbers", "false")):
+                            ("IsUsingClassTracking", "true" if self.class_tracking else "false"),
+                            ("IsUsingAuditTrail", "true"), ("IsAssigningJournalEntryNumbers", "false")):
             add_child(pret, name, value)
+        add_child(pret, "ClosingDate", self.closing_date)
         return serialize(root)
 
     def process_request(self, text: str) -> str:

@@ -61,6 +61,8 @@ class PostingWork(Recovery, ListsAndVerify, Writes, Failures):
 
     def next_request(self, ticket: str, qbxml_version: str, hcp_response: str | None) -> str | None:
         """The next qbXML request of this session, stored before it is returned; None when done."""
+        if hcp_response:
+            self._remember_company(hcp_response)
         self._sweep_stale_sent(ticket)
         for stage in (self._status_check, self._recovery_query, self._lists, self._verify, self._write):
             request = stage(ticket, qbxml_version)

@@ -16,12 +16,14 @@ from typing import Any
 from mlconnector.config import Config
 from mlconnector.errors import NotFoundError
 from mlconnector.models import ListKind, PostingState
+from mlconnector.qbxml.company import parse_company_file
 from mlconnector.qbxml.parse import RequestResponse, TxnRecord
 from mlconnector.qbxml.status import Action
 from mlconnector.redact import ticket_ref
 from mlconnector.store import Store, failures, messages
 from mlconnector.store import ledger as txn_ledger
 from mlconnector.store.audit import AuditEvent
+from mlconnector.store.company import company_file, remember_company_file
 from mlconnector.store.ledger import KnownTxn
 from mlconnector.store.messages import Kind, Message
 from mlconnector.store.postings import (
@@ -197,6 +199,18 @@ class WorkBase:
         for dup in found:
             log.error("report %s is in QuickBooks more than once: %s", dup.report_id, dup.fix)
         return found
+
+    def _remember_company(self, hcp_response: str) -> None:
+        """Keep what the Web Connector says about the company file (class tracking, closing date, edition)."""
+        company = parse_company_file(hcp_response)
+        if company is None:
+            log.warning("the Web Connector's Host/Company/Preferences answer could not be read; posting goes on")
+            return
+        remember_company_file(self.store, company.as_dict())
+
+    def _class_tracking_off(self) -> bool:
+        """True only when QuickBooks said so: an unknown setting never blocks a posting."""
+        return company_file(self.store).get("class_tracking") is False
 
     def _refresh(self) -> dict[str, Any]:
         try:

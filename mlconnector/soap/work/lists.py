@@ -174,6 +174,13 @@ class ListsAndVerify(WorkBase):
                                                         "is_active": hit.is_active}
                         if not hit.is_active:
                             problems.append(f'{kind.value} "{name}" is inactive in QuickBooks')
+            classes_refused = self._class_tracking_off() and any(ln.klass for ln in record.posting.lines)
+            if classes_refused:
+                reason = ("QuickBooks check: class tracking is off in this QuickBooks company file: turn it on "
+                          "(Edit › Preferences › Accounting) or set quickbooks.class_tag_level = 0")
+                if record.state is S.QUEUED or record.reason != reason:
+                    transition(self.store, record.id, S.BLOCKED, actor=ACTOR, reason=reason)
+                continue
             if problems:
                 reason = (f"QuickBooks check: {'; '.join(problems)} — make it active or create it in QuickBooks, "
                           f"or change the mapping (mlconnector map list); {fix_hint(record.report_id)}")
