@@ -70,6 +70,7 @@ class QuickBooksConfig:
     receipt_links: bool = True
     class_report_field: str = ""
     customer_report_field: str = ""
+    closed_period: str = "next_open_day"
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ _SECTIONS: dict[str, tuple[type[Any], dict[str, tuple[Parser, str]]]] = {
             "receipt_links": (values.boolean, "true or false"),
             "class_report_field": (values.as_text, 'the Expensify report field holding the class, e.g. "Department"'),
             "customer_report_field": (values.as_text, 'the Expensify report field holding the customer:job, e.g. "Client"'),
+            "closed_period": (values.choice("next_open_day", "block"), 'use "next_open_day" or "block"'),
         },
     ),
     "qbwc": (
@@ -335,6 +337,7 @@ def config_to_toml(config: Config, *, include_secret: bool = True) -> dict[str, 
         "receipt_links": q.receipt_links,
         "class_report_field": q.class_report_field,
         "customer_report_field": q.customer_report_field,
+        "closed_period": q.closed_period,
     }
     qbwc = {
         "username": w.username,

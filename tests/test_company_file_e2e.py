@@ -53,3 +53,42 @@ def test_a_garbage_host_company_preferences_answer_does_not_stop_posting(tmp_pat
                                hcp_response="<QBXML><not-closed").run()
     assert summary.stopped == "done", summary
     assert [b.ref_number for b in qb.bills()] == ["R00Ann1"]
+
+
+@pytest.mark.parametrize("policy", ["next_open_day", "block"])
+def test_a_report_dated_in_a_closed_period_moves_to_the_next_open_day_or_waits(
+    tmp_path: Path, qb: QuickBooksSimulator, policy: str
+) -> None:
+    qb.closing_date = "2026-03-15"  # every SAMPLE report is dated (by its last expense) on or before it
+    config = _config("bill", closed_period=policy)
+    with serving(tmp_path / "state.db", config) as (url, store):
+        _queue(store, config, SAMPLE)
+        assert _run(url, qb).stopped == "done"
+        bob = postings_for_report(store, "R00Bob1")[0]
+        notes = [r.detail for r in store.audit.rows(event="note", report_id="R00Bob1") if "why" in r.detail]
+    bills = {b.ref_number: b for b in qb.bills()}
+    if policy == "block":
+        assert bob.state.value == "blocked" and "closing date 2026-03-15" in (bob.reason or "")
+        assert bills == {}
+    else:
+        assert sorted(bills) == ["R00Ann1", "R00Ann2", "R00Bob1"]
+        assert bills["R00Bob1"].txn_date == "2026-03-16"
+        assert "the period is closed in QuickBooks" in bills["R00Bob1"].memo
+        assert notes and notes[0]["txn_date"] == "2026-03-16"
+    assert all(b.txn_date > "2026-03-15" for b in bills.values())  # nothing lands in the closed period
+
+
+def test_a_report_in_another_currency_than_the_company_file_is_blocked_and_nothing_posted(
+    tmp_path: Path, qb: QuickBooksSimulator
+) -> None:
+    from dataclasses import replace
+
+    euro = replace(SAMPLE[2], report_id="R00Eur1", currency="EUR")
+    config = _config("bill")
+    with serving(tmp_path / "state.db", config) as (url, store):
+        _queue(store, config, (SAMPLE[0], euro))
+        assert _run(url, qb).stopped == "done"
+        posting = postings_for_report(store, "R00Eur1")[0]
+    assert posting.state.value == "blocked"
+    assert "in EUR but the company file's home currency is USD" in (posting.reason or "")
+    assert [b.ref_number for b in qb.bills()] == ["R00Ann1"]

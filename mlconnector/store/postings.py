@@ -376,3 +376,19 @@ def report_of_posting(store: Store, posting_id: int) -> str | None:
         (posting_id,),
     ).fetchone()
     return str(row[0]) if row else None
+
+
+def move_unsent_date(store: Store, posting_id: int, posting: PlannedPosting, *, actor: str, why: str) -> None:
+    """Give a posting QuickBooks has not seen a new transaction date (and memo), with an audit row saying why.
+
+    Raises:
+        StoreError: the posting was sent, is in doubt or posted: what QuickBooks may hold is never rewritten.
+    """
+    with store.atomic():
+        current = get_posting(store, posting_id)
+        if current.state not in (S.QUEUED, S.BLOCKED):
+            raise StoreError(f"posting {posting_id} is {current.state}; its date cannot change")
+        store.conn.execute("UPDATE postings SET txn_date = ?, body = ?, updated_at = ? WHERE id = ?",
+                           (posting.txn_date.isoformat(), posting_to_json(posting), store.timestamp(), posting_id))
+        store.audit.append(AuditEvent.NOTE, actor=actor, report_id=current.report_id, posting_id=posting_id,
+                           detail={"txn_date": posting.txn_date.isoformat(), "why": why})

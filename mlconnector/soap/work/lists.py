@@ -6,8 +6,10 @@ it; only postings verified in this session may be written in it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from mlconnector.models import ListKind
 from mlconnector.qbxml.build import build_message, list_query
@@ -26,8 +28,10 @@ from mlconnector.soap.work.core import (
 )
 from mlconnector.store import messages, qb_lists
 from mlconnector.store.audit import AuditEvent
+from mlconnector.store.company import company_file
 from mlconnector.store.messages import Kind, Message
-from mlconnector.store.postings import PostingRecord, transition
+from mlconnector.store.postings import PostingRecord, move_unsent_date, transition
+from mlconnector.store.reports import load_report
 
 
 class ListsAndVerify(WorkBase):
@@ -174,10 +178,9 @@ class ListsAndVerify(WorkBase):
                                                         "is_active": hit.is_active}
                         if not hit.is_active:
                             problems.append(f'{kind.value} "{name}" is inactive in QuickBooks')
-            classes_refused = self._class_tracking_off() and any(ln.klass for ln in record.posting.lines)
-            if classes_refused:
-                reason = ("QuickBooks check: class tracking is off in this QuickBooks company file: turn it on "
-                          "(Edit › Preferences › Accounting) or set quickbooks.class_tag_level = 0")
+            refused = self._company_refuses(record)
+            if refused:
+                reason = f"QuickBooks check: {refused}"
                 if record.state is S.QUEUED or record.reason != reason:
                     transition(self.store, record.id, S.BLOCKED, actor=ACTOR, reason=reason)
                 continue
@@ -198,6 +201,38 @@ class ListsAndVerify(WorkBase):
             # Only verified postings may be written in this session (see _write).
             messages.mark_verified(self.store, message.id, verified)
 
+    def _company_refuses(self, record: PostingRecord) -> str | None:
+        """Why the company file's own settings refuse this posting (a sentence with the fix), or None.
+
+        A posting dated in a closed period is moved to the next open day first, unless closed_period =
+        "block". Settings QuickBooks did not report never block anything.
+        """
+        company = company_file(self.store)
+        posting = record.posting
+        assert posting is not None
+        if company.get("class_tracking") is False and any(ln.klass for ln in posting.lines):
+            return ("class tracking is off in this QuickBooks company file: turn it on (Edit › Preferences › "
+                    "Accounting) or set quickbooks.class_tag_level = 0")
+        currency = load_report(self.store, record.report_id).currency.upper()
+        home = home_currency(company)
+        if home is not None and currency and currency != home:
+            return (f"the report is in {currency} but the company file's home currency is {home}: set the Expensify "
+                    f"workspace's output currency to {home}, or enter the report in QuickBooks by hand")
+        closing = company.get("closing_date")
+        if closing and posting.txn_date <= dt.date.fromisoformat(str(closing)):
+            if self.config.quickbooks.closed_period == "block":
+                return (f"its date {posting.txn_date} is in a period closed in QuickBooks (closing date {closing}): "
+                        "reopen the period, or set quickbooks.closed_period = \"next_open_day\"")
+            self._move_to_open_day(record, dt.date.fromisoformat(str(closing)) + dt.timedelta(days=1))
+        return None
+
+    def _move_to_open_day(self, record: PostingRecord, day: dt.date) -> None:
+        assert record.posting is not None
+        note = f"dated {day} (was {record.posting.txn_date}: the period is closed in QuickBooks)"
+        memo = f"{record.posting.memo} ({note})" if record.posting.memo else ""
+        moved = dataclasses.replace(record.posting, txn_date=day, memo=memo)
+        move_unsent_date(self.store, record.id, moved, actor=ACTOR, why=note)
+
 
 def _list_kind(answer: RequestResponse) -> ListKind | None:
     prefix = answer.name.removesuffix("QueryRs").lower()
@@ -205,3 +240,17 @@ def _list_kind(answer: RequestResponse) -> ListKind | None:
         return ListKind(prefix)
     except ValueError:
         return None
+
+# Currency names QuickBooks uses for a home currency (HomeCurrencyRef), and each edition's own currency.
+_CURRENCY_NAMES = {"us dollar": "USD", "canadian dollar": "CAD", "british pound sterling": "GBP", "euro": "EUR",
+                   "australian dollar": "AUD", "pound sterling": "GBP"}
+_EDITION_CURRENCY = {"US": "USD", "CA": "CAD", "UK": "GBP", "AU": "AUD"}
+
+
+def home_currency(company: dict[str, Any]) -> str | None:
+    """The company file's home currency as an ISO code, or None when it cannot be told."""
+    if company.get("multicurrency") is True:
+        return _CURRENCY_NAMES.get(str(company.get("home_currency") or "").strip().casefold())
+    if company.get("multicurrency") is False or company.get("country"):
+        return _EDITION_CURRENCY.get(str(company.get("country") or "US").upper())
+    return None
