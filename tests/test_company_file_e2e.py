@@ -92,3 +92,55 @@ def test_a_report_in_another_currency_than_the_company_file_is_blocked_and_nothi
     assert posting.state.value == "blocked"
     assert "in EUR but the company file's home currency is USD" in (posting.reason or "")
     assert [b.ref_number for b in qb.bills()] == ["R00Ann1"]
+
+
+def test_without_a_host_company_preferences_answer_the_settings_are_queried_and_respected(
+    home: Path, qb: QuickBooksSimulator, cli: CliRunner
+) -> None:
+    from .test_posting_e2e import _expense, _report
+
+    qb.class_tracking = False
+    plain = _report("R00NoCls", "bob@example.com", _expense(9, "20.00", "Office Supplies", tags=()))
+    config = _config("bill")
+    with serving(home / "state.db", config) as (url, store):
+        _queue(store, config, (SAMPLE[0], plain))
+        summary = WebConnector(url, USER, PASSWORD, quickbooks=qb.process_request, hcp_response="").run()
+        states = {r: [p.state.value for p in postings_for_report(store, r)] for r in ("R00Ann1", "R00NoCls")}
+    assert summary.stopped == "done", summary
+    asked = [r for r in qb.requests if "PreferencesQueryRq" in r]
+    assert len(asked) == 1 and "HostQueryRq" in asked[0]  # once per session, validated against the schema
+    assert states == {"R00Ann1": ["blocked"], "R00NoCls": ["posted"]}
+    company = json.loads(cli.invoke(app, ["status", "--json"]).stdout)["quickbooks_company"]
+    assert company["class_tracking"] is False and company["country"] == "US" and company["read_at"]
+    shown = " ".join(cli.invoke(app, ["status"]).stdout.split())
+    assert "class tracking off; multi-currency off; closing date none" in shown, shown
+
+
+def test_with_multicurrency_on_the_home_currency_decides_which_reports_post(
+    tmp_path: Path, qb: QuickBooksSimulator
+) -> None:
+    from dataclasses import replace
+
+    qb.multicurrency, qb.home_currency = True, "Euro"
+    euro = replace(SAMPLE[2], report_id="R00Eur1", currency="EUR")
+    config = _config("bill")
+    with serving(tmp_path / "state.db", config) as (url, store):
+        _queue(store, config, (SAMPLE[0], euro))
+        assert _run(url, qb).stopped == "done"
+        dollars = postings_for_report(store, "R00Ann1")[0]
+    assert [b.ref_number for b in qb.bills()] == ["R00Eur1"]
+    assert dollars.state.value == "blocked"
+    assert "in USD but the company file's home currency is EUR" in (dollars.reason or "")
+
+
+def test_journal_entries_post_with_their_reference_when_quickbooks_numbers_journal_entries(
+    tmp_path: Path, qb: QuickBooksSimulator
+) -> None:
+    qb.journal_numbering = True  # QuickBooks keeps a RefNumber it is given; it numbers only the ones without
+    config = _config("journal")
+    with serving(tmp_path / "state.db", config) as (url, store):
+        _queue(store, config, SAMPLE[:2])
+        assert _run(url, qb).stopped == "done"
+        states = {r.report_id: [p.state.value for p in postings_for_report(store, r.report_id)] for r in SAMPLE[:2]}
+    assert all(s == ["posted"] * len(s) for s in states.values()), states
+    assert sorted(j.ref_number for j in qb.journal_entries()) == sorted(r.report_id for r in SAMPLE[:2])

@@ -34,6 +34,8 @@ def status_view(report: dict[str, Any]) -> RenderableType:
         lines.append(Text("Changed in Expensify after posting (check QuickBooks by hand): "
                           + ", ".join(report["changed_after_posting"]), style="yellow"))
     lines.append(_web_connector_line(report))
+    if report.get("quickbooks_company"):
+        lines.append(_company_line(report["quickbooks_company"]))
     table = Table(title="Postings", title_justify="left")
     table.add_column("State")
     table.add_column("Count", justify="right")
@@ -68,6 +70,20 @@ def _web_connector_line(report: dict[str, Any]) -> Text:
                      f"{_when(session['busy_until'])} (qbwc.takeover_after_minutes)")
         if session.get("last_error"):
             text += f" ({session['last_error']})"
+    return Text(text)
+
+
+def _company_line(company: dict[str, Any]) -> Text:
+    """The company file's settings that decide what may post, as QuickBooks last reported them."""
+
+    def said(value: Any, yes: str, no: str) -> str:
+        return "not reported" if value is None else (yes if value else no)
+
+    money = said(company.get("multicurrency"), f"on (home {company.get('home_currency') or 'not reported'})", "off")
+    text = (f"QuickBooks company file: {company.get('company_name') or 'name not reported'}"
+            f" ({company.get('country') or 'edition not reported'}); class tracking "
+            f"{said(company.get('class_tracking'), 'on', 'off')}; multi-currency {money}; closing date "
+            f"{company.get('closing_date') or 'none'}; read {_when(company.get('read_at'))}")
     return Text(text)
 
 

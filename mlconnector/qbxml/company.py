@@ -57,6 +57,20 @@ def parse_company_file(text: str) -> CompanyFile | None:
     )
 
 
+# Asked in the lists or verify message when the Web Connector sent no readable strHCPResponse.
+COMPANY_QUERIES = ("HostQueryRq", "CompanyQueryRq", "PreferencesQueryRq")
+
+
+def company_queries() -> list[etree._Element]:
+    """The Host, Company and Preferences queries, whose answers :func:`parse_company_file` reads."""
+    return [etree.Element(name, requestID=f"c-{name.removesuffix('QueryRq').lower()}") for name in COMPANY_QUERIES]
+
+
+def answers_company_queries(response: str) -> bool:
+    """Whether a response may carry answers to :func:`company_queries` (a cheap test before parsing)."""
+    return "PreferencesQueryRs" in response or "HostQueryRs" in response
+
+
 def _text(parent: etree._Element | None, path: str) -> str | None:
     if parent is None:
         return None

@@ -52,6 +52,10 @@ class SimulatorBase:
         # The company file's preferences (what the Host/Company/Preferences answer says).
         self.class_tracking = True
         self.closing_date: str | None = None
+        self.journal_numbering = False  # Edit › Preferences › Accounting: automatically assign journal numbers
+        self.multicurrency = False
+        self.home_currency: str | None = None  # QuickBooks' currency name, e.g. "Euro"
+        self.country = "US"  # the edition the Host answer reports
         # Messages QuickBooks refuses whole, as unparsable (0x80040400), for as long as this says so.
         self.refuse_when: Callable[[str], bool] | None = None
         self._holds: list[Hold] = []

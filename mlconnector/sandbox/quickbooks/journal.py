@@ -51,8 +51,11 @@ class JournalAdds(SimulatorBase):
             raise RequestFailed(3210, f'The "Amount" field has an invalid value "{money_text(debits - credits)}". '
                                        "QuickBooks error message: The transaction is not in balance. Make sure the "
                                        "amounts in the debit column equal the amounts in the credit column.")
-        txn = Txn("JournalEntry", self._new_id(), str(1700000000 + len(self.transactions)), next(self._txn_numbers),
-                  child_text(add, "RefNumber") or "", child_text(add, "TxnDate") or self.now().date().isoformat(), lines,
+        number = next(self._txn_numbers)
+        # With journal numbering on, QuickBooks numbers an entry that comes without a RefNumber itself.
+        ref = child_text(add, "RefNumber") or (str(number) if self.journal_numbering else "")
+        txn = Txn("JournalEntry", self._new_id(), str(1700000000 + len(self.transactions)), number, ref,
+                  child_text(add, "TxnDate") or self.now().date().isoformat(), lines,
                   external_guid=child_text(add, "ExternalGUID"), request_id=request.get("requestID"),
                   message_set_id=message_set_id, created=self.now())
         self.transactions.append(txn)

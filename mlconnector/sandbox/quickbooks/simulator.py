@@ -155,33 +155,44 @@ class QuickBooksSimulator(ListQueries, BillAdds, JournalAdds, VendorCreditAdds, 
         """The Host/Company/Preferences response the Web Connector sends on the first sendRequestXML."""
         root = etree.Element("QBXML")
         msgs = etree.SubElement(root, "QBXMLMsgsRs")
-        host = etree.SubElement(msgs, "HostQueryRs", requestID="0", statusCode="0", statusSeverity="Info",
-                                statusMessage="Status OK")
-        ret = etree.SubElement(host, "HostRet")
+        for number, (name, fill) in enumerate((("HostQueryRs", self._host_ret), ("CompanyQueryRs", self._company_ret),
+                                               ("PreferencesQueryRs", self._preferences_ret))):
+            rs = etree.SubElement(msgs, name, requestID=str(number), statusCode="0", statusSeverity="Info",
+                                  statusMessage="Status OK")
+            fill(rs)
+        return serialize(root)
+
+    def _host_ret(self, rs: etree._Element) -> None:
+        ret = etree.SubElement(rs, "HostRet")
         add_child(ret, "ProductName", "QuickBooks Enterprise Solutions: Accountant 24.0 (ml-connector simulator)")
         add_child(ret, "MajorVersion", 34)
         add_child(ret, "MinorVersion", 0)
-        add_child(ret, "Country", "US")
+        add_child(ret, "Country", self.country)
         limit = version_tuple(self.max_qbxml_version)
         for version in SUPPORTED_VERSIONS:
             if version_tuple(version) <= limit:
                 add_child(ret, "SupportedQBXMLVersion", version)
         add_child(ret, "IsAutomaticLogin", "true")
         add_child(ret, "QBFileMode", "SingleUser")
-        company = etree.SubElement(msgs, "CompanyQueryRs", requestID="1", statusCode="0", statusSeverity="Info",
-                                   statusMessage="Status OK")
-        cret = etree.SubElement(company, "CompanyRet")
+
+    def _company_ret(self, rs: etree._Element) -> None:
+        cret = etree.SubElement(rs, "CompanyRet")
         add_child(cret, "IsSampleCompany", "false")
         add_child(cret, "CompanyName", self.company_name)
-        prefs = etree.SubElement(msgs, "PreferencesQueryRs", requestID="2", statusCode="0", statusSeverity="Info",
-                                 statusMessage="Status OK")
-        pret = etree.SubElement(etree.SubElement(prefs, "PreferencesRet"), "AccountingPreferences")
+
+    def _preferences_ret(self, rs: etree._Element) -> None:
+        ret = etree.SubElement(rs, "PreferencesRet")
+        pret = etree.SubElement(ret, "AccountingPreferences")
         for name, value in (("IsUsingAccountNumbers", "false"), ("IsRequiringAccounts", "true"),
                             ("IsUsingClassTracking", "true" if self.class_tracking else "false"),
-                            ("IsUsingAuditTrail", "true"), ("IsAssigningJournalEntryNumbers", "false")):
+                            ("IsUsingAuditTrail", "true"),
+                            ("IsAssigningJournalEntryNumbers", "true" if self.journal_numbering else "false")):
             add_child(pret, name, value)
         add_child(pret, "ClosingDate", self.closing_date)
-        return serialize(root)
+        money = etree.SubElement(ret, "MultiCurrencyPreferences")
+        add_child(money, "IsMultiCurrencyOn", "true" if self.multicurrency else "false")
+        if self.multicurrency and self.home_currency:
+            add_child(etree.SubElement(money, "HomeCurrencyRef"), "FullName", self.home_currency)
 
     def process_request(self, text: str) -> str:
         """Answer one qbXML request message set, as QuickBooks' ProcessRequest does.
@@ -301,6 +312,9 @@ class QuickBooksSimulator(ListQueries, BillAdds, JournalAdds, VendorCreditAdds, 
                 "ClassQueryRq": lambda: self._list_query(request, rs, "class"),
                 "CustomerQueryRq": lambda: self._list_query(request, rs, "customer"),
                 "ItemQueryRq": lambda: self._list_query(request, rs, "item"),
+                "HostQueryRq": lambda: self._host_ret(rs),
+                "CompanyQueryRq": lambda: self._company_ret(rs),
+                "PreferencesQueryRq": lambda: self._preferences_ret(rs),
                 "BillAddRq": lambda: self._bill_add(request, rs, message_set_id),
                 "JournalEntryAddRq": lambda: self._journal_add(request, rs, message_set_id),
                 "BillQueryRq": lambda: self._txn_query(request, rs, "Bill"),

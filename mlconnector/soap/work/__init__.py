@@ -26,6 +26,7 @@ import logging
 
 from mlconnector.config import Config
 from mlconnector.errors import QbxmlParseError
+from mlconnector.qbxml.company import answers_company_queries
 from mlconnector.qbxml.parse import parse_response
 from mlconnector.redact import ticket_ref
 from mlconnector.soap.session import SessionSettings
@@ -62,7 +63,7 @@ class PostingWork(Recovery, ListsAndVerify, Writes, Failures):
     def next_request(self, ticket: str, qbxml_version: str, hcp_response: str | None) -> str | None:
         """The next qbXML request of this session, stored before it is returned; None when done."""
         if hcp_response:
-            self._remember_company(hcp_response)
+            self._remember_company(hcp_response, ticket)
         self._sweep_stale_sent(ticket)
         for stage in (self._status_check, self._recovery_query, self._lists, self._verify, self._write):
             request = stage(ticket, qbxml_version)
@@ -81,6 +82,8 @@ class PostingWork(Recovery, ListsAndVerify, Writes, Failures):
         except QbxmlParseError as exc:
             self._unreadable(message, response, str(exc))
             return self._progress(ticket)
+        if message.kind in (Kind.LISTS, Kind.VERIFY) and answers_company_queries(response):
+            self._remember_company(response, ticket)  # before the checks that depend on it
         handler = {
             Kind.STATUS_CHECK: self._on_recovered,
             Kind.RECOVERY_QUERY: self._on_recovery_query,

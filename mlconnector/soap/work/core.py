@@ -200,13 +200,20 @@ class WorkBase:
             log.error("report %s is in QuickBooks more than once: %s", dup.report_id, dup.fix)
         return found
 
-    def _remember_company(self, hcp_response: str) -> None:
-        """Keep what the Web Connector says about the company file (class tracking, closing date, edition)."""
-        company = parse_company_file(hcp_response)
+    def _remember_company(self, answer: str, ticket: str) -> None:
+        """Keep what QuickBooks says about the company file (class tracking, closing date, edition).
+
+        ``answer`` is the Web Connector's strHCPResponse, or QuickBooks' answer to :func:`company_queries`.
+        """
+        company = parse_company_file(answer)
         if company is None:
-            log.warning("the Web Connector's Host/Company/Preferences answer could not be read; posting goes on")
+            log.warning("the Host/Company/Preferences answer could not be read; posting goes on")
             return
-        remember_company_file(self.store, company.as_dict())
+        remember_company_file(self.store, {**company.as_dict(), "session": ticket_ref(ticket)})
+
+    def _company_unknown(self, ticket: str) -> bool:
+        """True until this session has read the company file's settings (then ask with company_queries)."""
+        return company_file(self.store).get("session") != ticket_ref(ticket)
 
     def _class_tracking_off(self) -> bool:
         """True only when QuickBooks said so: an unknown setting never blocks a posting."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from mlconnector.models import ListKind
 from mlconnector.qbxml.build import build_message, list_query
+from mlconnector.qbxml.company import company_queries
 from mlconnector.qbxml.parse import ListRecord, MessageResponse, RequestResponse
 from mlconnector.soap.work.core import (
     ACTOR,
@@ -64,7 +65,7 @@ class ListsAndVerify(WorkBase):
             list_query(kind, None, f"l-{kind.value}", version, iterator="Start", max_returned=LIST_PAGE)
             if kind in PAGED_LISTS else list_query(kind, None, f"l-{kind.value}", version)
             for kind in ListKind
-        ]
+        ] + (company_queries() if self._company_unknown(ticket) else [])
         xml = build_message(requests, version=version, on_error="continueOnError")
         with self.store.atomic():
             self._save_refresh({"ticket": ticket, "stamp": self.store.timestamp(), "pending": {}, "done": [],
@@ -122,7 +123,7 @@ class ListsAndVerify(WorkBase):
             for kind, refs in record.posting.references().items():
                 names[kind] |= refs
         requests = [list_query(kind, sorted(refs), f"v-{kind.value}", version)
-                    for kind, refs in names.items() if refs]
+                    for kind, refs in names.items() if refs] + (company_queries() if self._company_unknown(ticket) else [])
         xml = build_message(requests, version=version, on_error="continueOnError")
         return self._store_message(ticket, Kind.VERIFY, xml, [p.id for p in candidates], [])
 
