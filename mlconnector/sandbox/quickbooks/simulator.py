@@ -39,6 +39,7 @@ from mlconnector.sandbox.quickbooks.base import SimulatorBase
 from mlconnector.sandbox.quickbooks.bill import BillAdds
 from mlconnector.sandbox.quickbooks.check import CheckAdds
 from mlconnector.sandbox.quickbooks.credit_card import CreditCardAdds
+from mlconnector.sandbox.quickbooks.editions import annotated_file, unavailable_elements, unavailable_in
 from mlconnector.sandbox.quickbooks.journal import JournalAdds
 from mlconnector.sandbox.quickbooks.lists import ListQueries
 from mlconnector.sandbox.quickbooks.records import (
@@ -241,6 +242,13 @@ class QuickBooksSimulator(ListQueries, BillAdds, JournalAdds, VendorCreditAdds, 
             schema = load_schema(str(self.schema_dir / folder / f"qbxmlops{folder[1:]}.xsd"))
             if not schema.validate(root):
                 detail = "; ".join(str(e.message) for e in schema.error_log)[:2000]
+                self.parse_errors.append(detail)
+                raise ProcessRequestError(PARSE_ERROR_HRESULT, PARSE_ERROR_MESSAGE, detail=detail)
+            # Each edition's QuickBooks has its own schema: refuse what the annotations say it lacks.
+            table = unavailable_elements(str(annotated_file(self.schema_dir, version)))
+            lacking = [path for rq in root.iterfind("QBXMLMsgsRq/*") for path in unavailable_in(rq, self.country, table)]
+            if lacking:
+                detail = f"not in the {self.country} edition: " + ", ".join(sorted(set(lacking)))
                 self.parse_errors.append(detail)
                 raise ProcessRequestError(PARSE_ERROR_HRESULT, PARSE_ERROR_MESSAGE, detail=detail)
         return root
