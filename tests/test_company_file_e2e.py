@@ -144,3 +144,30 @@ def test_journal_entries_post_with_their_reference_when_quickbooks_numbers_journ
         states = {r.report_id: [p.state.value for p in postings_for_report(store, r.report_id)] for r in SAMPLE[:2]}
     assert all(s == ["posted"] * len(s) for s in states.values()), states
     assert sorted(j.ref_number for j in qb.journal_entries()) == sorted(r.report_id for r in SAMPLE[:2])
+
+
+@pytest.mark.parametrize("hcp", [True, False], ids=["strHCPResponse", "queried"])
+def test_a_report_blocked_by_class_tracking_posts_by_itself_once_class_tracking_is_turned_on(
+    tmp_path: Path, qb: QuickBooksSimulator, hcp: bool
+) -> None:
+    from .qbwc_support import Clock
+
+    clock = Clock()
+    qb.class_tracking = False
+    config = _config("bill")
+
+    def update(url: str) -> None:
+        answer = qb.hcp_response() if hcp else ""
+        assert WebConnector(url, USER, PASSWORD, quickbooks=qb.process_request, hcp_response=answer).run().stopped \
+            in ("done", "nothing to do")
+
+    with serving(tmp_path / "state.db", config, clock) as (url, store):
+        _queue(store, config, SAMPLE[:1])
+        update(url)
+        assert postings_for_report(store, "R00Ann1")[0].state.value == "blocked"
+        qb.class_tracking = True  # the bookkeeper turns it on in QuickBooks
+        clock.advance(minutes=31)
+        update(url)
+        state = postings_for_report(store, "R00Ann1")[0].state.value
+    assert state == "posted"
+    assert [b.ref_number for b in qb.bills()] == ["R00Ann1"]

@@ -54,11 +54,11 @@ class PostingWork(Recovery, ListsAndVerify, Writes, Failures):
     """
 
     def has_work(self) -> bool:
-        """Something is queued, sent, in doubt, or blocked while the lists are stale."""
+        """Something is queued, sent, in doubt, or blocked while the lists or company settings are due a check."""
         counts = self.store.posting_counts()
         if counts[S.QUEUED] or counts[S.SENT] or self._checkable_in_doubt(counts[S.IN_DOUBT]):
             return True
-        return bool(counts[S.BLOCKED]) and self._lists_stale()
+        return bool(counts[S.BLOCKED]) and (self._lists_stale() or self._company_recheck_due())
 
     def next_request(self, ticket: str, qbxml_version: str, hcp_response: str | None) -> str | None:
         """The next qbXML request of this session, stored before it is returned; None when done."""

@@ -45,6 +45,10 @@ S = PostingState
 # Lists older than this are fetched whole again when reports are blocked or postings are queued.
 LIST_MAX_AGE = dt.timedelta(hours=6)
 LISTS_REFRESHED_KEY = "qb_lists_refreshed_at"
+# A report blocked by the company file's settings (class tracking, currency, closing date) is re-checked
+# this often, so turning class tracking on in QuickBooks lets it post within the half hour.
+COMPANY_RECHECK_AFTER = dt.timedelta(minutes=30)
+DECIDING_SETTINGS = ("class_tracking", "closing_date", "multicurrency", "home_currency", "country")
 LISTS_REFRESH_KEY = "qb_lists_refresh"  # a refresh under way: its session, stamp and open iterators
 LIST_PAGE = 500  # vendors/customers per page (about 150 KB of qbXML)
 PAGED_LISTS = frozenset({ListKind.VENDOR, ListKind.CUSTOMER})  # the lists QuickBooks can page (QBXML.md §3)
@@ -143,6 +147,8 @@ class WorkBase:
         if pending and (self._done(ticket, Kind.VERIFY) or self._done(ticket, Kind.LISTS)):
             verified_left = messages.verified_left(self.store, ticket)
             return int(verified_left) + (0 if self._done(ticket, Kind.RECOVERY_QUERY) else checkable)
+        if not pending and counts[S.BLOCKED] and self._lists_stale() and not self._done(ticket, Kind.LISTS):
+            return 1  # the lists (and company settings) are due: the refresh may free blocked postings
         return int(pending)
 
     def _checkable_in_doubt(self, in_doubt: int) -> int:
@@ -209,7 +215,26 @@ class WorkBase:
         if company is None:
             log.warning("the Host/Company/Preferences answer could not be read; posting goes on")
             return
-        remember_company_file(self.store, {**company.as_dict(), "session": ticket_ref(ticket)})
+        settings = company.as_dict()
+        before = company_file(self.store)
+        if before and any(before.get(key) != settings[key] for key in DECIDING_SETTINGS):
+            # Postings the old settings blocked may pass now (and queued ones may not): check them all again.
+            log.info("the QuickBooks company file's settings changed: blocked reports are checked again")
+            self.store.delete_setting(LISTS_REFRESHED_KEY)
+        remember_company_file(self.store, {**settings, "session": ticket_ref(ticket)})
+
+    def _lists_stale(self) -> bool:
+        stamp = self.store.get_setting(LISTS_REFRESHED_KEY)
+        if stamp is None:
+            return True
+        return self.now() - dt.datetime.fromisoformat(stamp) > LIST_MAX_AGE
+
+    def _company_recheck_due(self) -> bool:
+        """True when the company file's settings were last read long enough ago to ask again."""
+        read_at = company_file(self.store).get("read_at")
+        if not read_at:
+            return True
+        return self.now() - dt.datetime.fromisoformat(str(read_at)) > COMPANY_RECHECK_AFTER
 
     def _company_unknown(self, ticket: str) -> bool:
         """True until this session has read the company file's settings (then ask with company_queries)."""

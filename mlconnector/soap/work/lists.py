@@ -17,7 +17,6 @@ from mlconnector.qbxml.company import company_queries
 from mlconnector.qbxml.parse import ListRecord, MessageResponse, RequestResponse
 from mlconnector.soap.work.core import (
     ACTOR,
-    LIST_MAX_AGE,
     LIST_PAGE,
     LISTS_REFRESH_KEY,
     LISTS_REFRESHED_KEY,
@@ -37,12 +36,6 @@ from mlconnector.store.reports import load_report
 
 class ListsAndVerify(WorkBase):
     """Stages 2 and 3: the QuickBooks lists (whole, when stale) or a re-query of the names queued postings use."""
-
-    def _lists_stale(self) -> bool:
-        stamp = self.store.get_setting(LISTS_REFRESHED_KEY)
-        if stamp is None:
-            return True
-        return self.now() - dt.datetime.fromisoformat(stamp) > LIST_MAX_AGE
 
     def _lists(self, ticket: str, version: str) -> str | None:
         refresh = self._refresh()
@@ -116,6 +109,10 @@ class ListsAndVerify(WorkBase):
             return None
         candidates = self._candidates()
         if not any(p.state is S.QUEUED for p in candidates):
+            if candidates and self._company_unknown(ticket):
+                # Only blocked postings: ask for the company file's settings, which may free them.
+                xml = build_message(company_queries(), version=version, on_error="continueOnError")
+                return self._store_message(ticket, Kind.VERIFY, xml, [], [])
             return None
         names: dict[ListKind, set[str]] = {kind: set() for kind in ListKind}
         for record in candidates:
