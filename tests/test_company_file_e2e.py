@@ -166,7 +166,7 @@ def test_a_report_blocked_by_class_tracking_posts_by_itself_once_class_tracking_
         update(url)
         assert postings_for_report(store, "R00Ann1")[0].state.value == "blocked"
         qb.class_tracking = True  # the bookkeeper turns it on in QuickBooks
-        clock.advance(minutes=31)
+        clock.advance(minutes=61)
         update(url)
         state = postings_for_report(store, "R00Ann1")[0].state.value
     assert state == "posted"

@@ -46,8 +46,10 @@ S = PostingState
 LIST_MAX_AGE = dt.timedelta(hours=6)
 LISTS_REFRESHED_KEY = "qb_lists_refreshed_at"
 # A report blocked by the company file's settings (class tracking, currency, closing date) is re-checked
-# this often, so turning class tracking on in QuickBooks lets it post within the half hour.
-COMPANY_RECHECK_AFTER = dt.timedelta(minutes=30)
+# this often, so turning class tracking on in QuickBooks lets it post within the hour. Not more often:
+# each check is a Web Connector update, which may open QuickBooks.
+COMPANY_RECHECK_AFTER = dt.timedelta(hours=1)
+COMPANY_REASON = "QuickBooks check: the company file's settings: "
 DECIDING_SETTINGS = ("class_tracking", "closing_date", "multicurrency", "home_currency", "country")
 LISTS_REFRESH_KEY = "qb_lists_refresh"  # a refresh under way: its session, stamp and open iterators
 LIST_PAGE = 500  # vendors/customers per page (about 150 KB of qbXML)
@@ -230,7 +232,9 @@ class WorkBase:
         return self.now() - dt.datetime.fromisoformat(stamp) > LIST_MAX_AGE
 
     def _company_recheck_due(self) -> bool:
-        """True when the company file's settings were last read long enough ago to ask again."""
+        """True when a posting waits on the company file's settings, last read long enough ago to ask again."""
+        if not any((p.reason or "").startswith(COMPANY_REASON) for p in postings_in(self.store, S.BLOCKED)):
+            return False
         read_at = company_file(self.store).get("read_at")
         if not read_at:
             return True

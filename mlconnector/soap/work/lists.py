@@ -17,6 +17,7 @@ from mlconnector.qbxml.company import company_queries
 from mlconnector.qbxml.parse import ListRecord, MessageResponse, RequestResponse
 from mlconnector.soap.work.core import (
     ACTOR,
+    COMPANY_REASON,
     LIST_PAGE,
     LISTS_REFRESH_KEY,
     LISTS_REFRESHED_KEY,
@@ -178,7 +179,7 @@ class ListsAndVerify(WorkBase):
                             problems.append(f'{kind.value} "{name}" is inactive in QuickBooks')
             refused = self._company_refuses(record)
             if refused:
-                reason = f"QuickBooks check: {refused}"
+                reason = f"{COMPANY_REASON}{refused}"
                 if record.state is S.QUEUED or record.reason != reason:
                     transition(self.store, record.id, S.BLOCKED, actor=ACTOR, reason=reason)
                 continue
