@@ -24,9 +24,11 @@ def qb(reference_dir: Path) -> QuickBooksSimulator:
     return QuickBooksSimulator.seeded(schema_dir=reference_dir / "qbxml")
 
 
+@pytest.mark.parametrize("hcp", [True, False], ids=["strHCPResponse", "queried"])
 def test_with_class_tracking_off_only_class_carrying_reports_wait_and_status_shows_the_company_file(
-    home: Path, qb: QuickBooksSimulator, cli: CliRunner
+    home: Path, qb: QuickBooksSimulator, cli: CliRunner, hcp: bool
 ) -> None:
+    """The settings come with the Web Connector's strHCPResponse, or, without one, are asked of QuickBooks."""
     from .test_posting_e2e import _expense, _report
 
     qb.class_tracking = False
@@ -34,15 +36,24 @@ def test_with_class_tracking_off_only_class_carrying_reports_wait_and_status_sho
     config = _config("bill")
     with serving(home / "state.db", config) as (url, store):
         _queue(store, config, (*SAMPLE, plain))
-        summary = _run(url, qb)
+        answer = qb.hcp_response() if hcp else ""
+        summary = WebConnector(url, USER, PASSWORD, quickbooks=qb.process_request, hcp_response=answer).run()
         states = {r: [p.state.value for p in postings_for_report(store, r)] for r in ("R00Ann1", "R00NoCls")}
         reason = postings_for_report(store, "R00Ann1")[0].reason or ""
     assert summary.stopped == "done", summary
+    asked = [r for r in qb.requests if "PreferencesQueryRq" in r]
+    if hcp:
+        assert asked == []  # the Web Connector's answer was enough
+    else:
+        assert len(asked) == 1 and "HostQueryRq" in asked[0]  # once per session, validated against the schema
     assert states == {"R00Ann1": ["blocked"], "R00NoCls": ["posted"]}
     assert "class tracking is off in this QuickBooks company file" in reason and "class_tag_level = 0" in reason
     assert [b.ref_number for b in qb.bills()] == ["R00NoCls"]
     company = json.loads(cli.invoke(app, ["status", "--json"]).stdout)["quickbooks_company"]
     assert company["class_tracking"] is False and company["company_name"] == "Acme Corp"
+    assert company["country"] == "US" and company["read_at"]
+    shown = " ".join(cli.invoke(app, ["status"]).stdout.split())
+    assert "class tracking off; multi-currency off; closing date none" in shown, shown
 
 
 def test_a_garbage_host_company_preferences_answer_does_not_stop_posting(tmp_path: Path, qb: QuickBooksSimulator) -> None:
@@ -92,28 +103,6 @@ def test_a_report_in_another_currency_than_the_company_file_is_blocked_and_nothi
     assert posting.state.value == "blocked"
     assert "in EUR but the company file's home currency is USD" in (posting.reason or "")
     assert [b.ref_number for b in qb.bills()] == ["R00Ann1"]
-
-
-def test_without_a_host_company_preferences_answer_the_settings_are_queried_and_respected(
-    home: Path, qb: QuickBooksSimulator, cli: CliRunner
-) -> None:
-    from .test_posting_e2e import _expense, _report
-
-    qb.class_tracking = False
-    plain = _report("R00NoCls", "bob@example.com", _expense(9, "20.00", "Office Supplies", tags=()))
-    config = _config("bill")
-    with serving(home / "state.db", config) as (url, store):
-        _queue(store, config, (SAMPLE[0], plain))
-        summary = WebConnector(url, USER, PASSWORD, quickbooks=qb.process_request, hcp_response="").run()
-        states = {r: [p.state.value for p in postings_for_report(store, r)] for r in ("R00Ann1", "R00NoCls")}
-    assert summary.stopped == "done", summary
-    asked = [r for r in qb.requests if "PreferencesQueryRq" in r]
-    assert len(asked) == 1 and "HostQueryRq" in asked[0]  # once per session, validated against the schema
-    assert states == {"R00Ann1": ["blocked"], "R00NoCls": ["posted"]}
-    company = json.loads(cli.invoke(app, ["status", "--json"]).stdout)["quickbooks_company"]
-    assert company["class_tracking"] is False and company["country"] == "US" and company["read_at"]
-    shown = " ".join(cli.invoke(app, ["status"]).stdout.split())
-    assert "class tracking off; multi-currency off; closing date none" in shown, shown
 
 
 def test_with_multicurrency_on_the_home_currency_decides_which_reports_post(
