@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -69,6 +70,20 @@ class SimulatorBase:
 
     def _new_id(self) -> str:
         return f"{next(self._ids):X}-1700000000"
+
+    def _new_txn(self, kind: str, add: etree._Element, request: etree._Element, message_set_id: str | None,
+                 lines: list[TxnLine], **fields: Any) -> Txn:
+        """A new transaction from an ``...Add``: its IDs, and the header fields every kind shares unless given."""
+        shared: dict[str, Any] = {
+            "ref_number": child_text(add, "RefNumber") or "",
+            "txn_date": child_text(add, "TxnDate") or self.now().date().isoformat(),
+            "memo": child_text(add, "Memo") or "", "external_guid": child_text(add, "ExternalGUID"),
+        }
+        if "txn_number" not in fields:
+            fields["txn_number"] = next(self._txn_numbers)
+        return Txn(kind=kind, txn_id=self._new_id(), edit_sequence=str(1700000000 + len(self.transactions)),
+                   lines=lines, request_id=request.get("requestID"), message_set_id=message_set_id,
+                   created=self.now(), **{**shared, **fields})
 
     def _resolve(self, ref: etree._Element | None, kinds: Iterable[str], label: str, txn_label: str,
                  *, required: bool = False) -> ListItem | None:

@@ -7,7 +7,6 @@ from lxml import etree
 from mlconnector.sandbox.quickbooks.base import SimulatorBase
 from mlconnector.sandbox.quickbooks.records import (
     RequestFailed,
-    Txn,
     child_text,
 )
 
@@ -32,11 +31,8 @@ class BillAdds(SimulatorBase):
                 raise RequestFailed(3270, "There is no accounts payable account to post the bill to.")
         lines = self._expense_lines(add, "Bill")
         assert vendor is not None and ap is not None
-        txn = Txn("Bill", self._new_id(), str(1700000000 + len(self.transactions)), next(self._txn_numbers),
-                  child_text(add, "RefNumber") or "", child_text(add, "TxnDate") or self.now().date().isoformat(), lines,
-                  vendor=vendor.full_name, ap_account=ap.full_name, due_date=child_text(add, "DueDate"),
-                  memo=child_text(add, "Memo") or "", external_guid=child_text(add, "ExternalGUID"),
-                  request_id=request.get("requestID"), message_set_id=message_set_id, created=self.now())
+        txn = self._new_txn("Bill", add, request, message_set_id, lines, vendor=vendor.full_name,
+                            ap_account=ap.full_name, due_date=child_text(add, "DueDate"))
         if txn.total < 0:
             raise RequestFailed(3180, "There was an error when saving a Bill. QuickBooks error message: "
                                        "The total of a bill cannot be negative.")

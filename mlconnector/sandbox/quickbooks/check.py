@@ -5,7 +5,7 @@ from __future__ import annotations
 from lxml import etree
 
 from mlconnector.sandbox.quickbooks.base import SimulatorBase
-from mlconnector.sandbox.quickbooks.records import RequestFailed, Txn, child_text
+from mlconnector.sandbox.quickbooks.records import RequestFailed, child_text
 
 
 class CheckAdds(SimulatorBase):
@@ -26,11 +26,8 @@ class CheckAdds(SimulatorBase):
         if to_print and child_text(add, "RefNumber"):
             raise RequestFailed(3020, "A check to be printed cannot have a check number.")
         lines = self._expense_lines(add, "Check")
-        txn = Txn("Check", self._new_id(), str(1700000000 + len(self.transactions)), next(self._txn_numbers),
-                  child_text(add, "RefNumber") or "", child_text(add, "TxnDate") or self.now().date().isoformat(),
-                  lines, vendor=payee.full_name, ap_account=bank.full_name, memo=child_text(add, "Memo") or "",
-                  external_guid=child_text(add, "ExternalGUID"), request_id=request.get("requestID"),
-                  message_set_id=message_set_id, created=self.now(), to_be_printed=to_print)
+        txn = self._new_txn("Check", add, request, message_set_id, lines, vendor=payee.full_name,
+                            ap_account=bank.full_name, to_be_printed=to_print)
         if txn.total < 0:
             raise RequestFailed(3180, "There was an error when saving a Check. QuickBooks error message: "
                                       "The amount of a check cannot be negative.")

@@ -7,7 +7,6 @@ from lxml import etree
 from mlconnector.sandbox.quickbooks.base import SimulatorBase
 from mlconnector.sandbox.quickbooks.records import (
     RequestFailed,
-    Txn,
     child_text,
 )
 
@@ -31,11 +30,8 @@ class CreditCardAdds(SimulatorBase):
         payee = self._resolve(add.find("PayeeEntityRef"), ["vendor", "customer"], "Entity", label)
         lines = self._expense_lines(add, label)
         date = child_text(add, "TxnDate") or self.now().date().isoformat()
-        txn = Txn(kind, self._new_id(), str(1700000000 + len(self.transactions)), next(self._txn_numbers),
-                  child_text(add, "RefNumber") or "", date, lines,
-                  vendor=payee.full_name if payee else None, ap_account=account.full_name,
-                  memo=child_text(add, "Memo") or "", external_guid=child_text(add, "ExternalGUID"),
-                  request_id=request.get("requestID"), message_set_id=message_set_id, created=self.now())
+        txn = self._new_txn(kind, add, request, message_set_id, lines, txn_date=date,
+                            vendor=payee.full_name if payee else None, ap_account=account.full_name)
         if txn.total < 0:
             raise RequestFailed(3180, f"There was an error when saving a {label}. QuickBooks error message: "
                                        "The total cannot be negative.")

@@ -9,7 +9,6 @@ from lxml import etree
 from mlconnector.sandbox.quickbooks.base import SimulatorBase
 from mlconnector.sandbox.quickbooks.records import (
     RequestFailed,
-    Txn,
     TxnLine,
     child_text,
     money_text,
@@ -54,9 +53,8 @@ class JournalAdds(SimulatorBase):
         number = next(self._txn_numbers)
         # With journal numbering on, QuickBooks numbers an entry that comes without a RefNumber itself.
         ref = child_text(add, "RefNumber") or (str(number) if self.journal_numbering else "")
-        txn = Txn("JournalEntry", self._new_id(), str(1700000000 + len(self.transactions)), number, ref,
-                  child_text(add, "TxnDate") or self.now().date().isoformat(), lines,
-                  external_guid=child_text(add, "ExternalGUID"), request_id=request.get("requestID"),
-                  message_set_id=message_set_id, created=self.now())
+        # No header memo: QuickBooks Desktop has none on journal entries (the annotated reference).
+        txn = self._new_txn("JournalEntry", add, request, message_set_id, lines, txn_number=number, ref_number=ref,
+                            memo="")
         self.transactions.append(txn)
         rs.append(self._txn_ret(txn, include_lines=True))

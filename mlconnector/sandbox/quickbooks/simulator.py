@@ -246,7 +246,8 @@ class QuickBooksSimulator(ListQueries, BillAdds, JournalAdds, VendorCreditAdds, 
                 raise ProcessRequestError(PARSE_ERROR_HRESULT, PARSE_ERROR_MESSAGE, detail=detail)
             # Each edition's QuickBooks has its own schema: refuse what the annotations say it lacks.
             table = unavailable_elements(str(annotated_file(self.schema_dir, version)))
-            lacking = [path for rq in root.iterfind("QBXMLMsgsRq/*") for path in unavailable_in(rq, self.country, table)]
+            lacking = [path for rq in root.iterfind("QBXMLMsgsRq/*")
+                       for path in unavailable_in(rq, self.country, table)]
             if lacking:
                 detail = f"not in the {self.country} edition: " + ", ".join(sorted(set(lacking)))
                 self.parse_errors.append(detail)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from lxml import etree
 
 from mlconnector.sandbox.quickbooks.base import SimulatorBase
-from mlconnector.sandbox.quickbooks.records import RequestFailed, Txn, child_text
+from mlconnector.sandbox.quickbooks.records import RequestFailed
 
 
 class VendorCreditAdds(SimulatorBase):
@@ -22,11 +22,8 @@ class VendorCreditAdds(SimulatorBase):
                                       "VendorCredit.")
         lines = self._expense_lines(add, "VendorCredit")
         assert vendor is not None
-        txn = Txn("VendorCredit", self._new_id(), str(1700000000 + len(self.transactions)), next(self._txn_numbers),
-                  child_text(add, "RefNumber") or "", child_text(add, "TxnDate") or self.now().date().isoformat(),
-                  lines, vendor=vendor.full_name, ap_account=ap.full_name if ap else "Accounts Payable",
-                  memo=child_text(add, "Memo") or "", external_guid=child_text(add, "ExternalGUID"),
-                  request_id=request.get("requestID"), message_set_id=message_set_id, created=self.now())
+        txn = self._new_txn("VendorCredit", add, request, message_set_id, lines, vendor=vendor.full_name,
+                            ap_account=ap.full_name if ap else "Accounts Payable")
         if txn.total < 0:
             raise RequestFailed(3180, "There was an error when saving a VendorCredit. QuickBooks error message: "
                                       "The total of a credit cannot be negative.")
