@@ -43,6 +43,7 @@ class ExpensifyConfig:
     policy_ids: tuple[str, ...] = ()
     export_label: str = "ml-connector"
     mark_exported: bool = True
+    watch_days: int = 90  # how long after posting a report is read again (reimbursement, edits)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class QuickBooksConfig:
     class_report_field: str = ""
     customer_report_field: str = ""
     closed_period: str = "next_open_day"
+    bill_payment_account: str = ""  # the bank account reimbursements are paid from; "" = no bill payments
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,7 @@ _SECTIONS: dict[str, tuple[type[Any], dict[str, tuple[Parser, str]]]] = {
             "policy_ids": (values.text_list, 'for example ["0810E551A5F2A9C2"]'),
             "export_label": (values.nonempty, "the label stamped on reports once posted"),
             "mark_exported": (values.boolean, "true or false"),
+            "watch_days": (values.int_range(0, 3650), "days after posting a report is read again; 0 turns it off"),
         },
     ),
     "quickbooks": (
@@ -183,6 +186,7 @@ _SECTIONS: dict[str, tuple[type[Any], dict[str, tuple[Parser, str]]]] = {
             "class_report_field": (values.as_text, 'the Expensify report field holding the class, e.g. "Department"'),
             "customer_report_field": (values.as_text, 'the Expensify report field holding the customer:job, e.g. "Client"'),
             "closed_period": (values.choice("next_open_day", "block"), 'use "next_open_day" or "block"'),
+            "bill_payment_account": (values.as_text, "the bank account's full name reimbursements are paid from"),
         },
     ),
     "qbwc": (
@@ -310,6 +314,7 @@ def config_to_toml(config: Config, *, include_secret: bool = True) -> dict[str, 
         "policy_ids": list(e.policy_ids),
         "export_label": e.export_label,
         "mark_exported": e.mark_exported,
+        "watch_days": e.watch_days,
     }
     if e.start_date:
         expensify["start_date"] = e.start_date.isoformat()
@@ -338,6 +343,7 @@ def config_to_toml(config: Config, *, include_secret: bool = True) -> dict[str, 
         "class_report_field": q.class_report_field,
         "customer_report_field": q.customer_report_field,
         "closed_period": q.closed_period,
+        "bill_payment_account": q.bill_payment_account,
     }
     qbwc = {
         "username": w.username,

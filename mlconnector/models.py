@@ -48,6 +48,7 @@ class PostingMode(StrEnum):
     VENDOR_CREDIT = "vendor_credit"  # a bill-mode report whose reimbursable total is negative
     CREDIT_CARD_CHARGE = "credit_card_charge"  # one company-card purchase
     CREDIT_CARD_CREDIT = "credit_card_credit"  # one company-card refund
+    BILL_PAYMENT = "bill_payment"  # a report's bills paid once Expensify reimbursed the employee
 
 
 # Transactions that carry expenses with the sign flipped (what the vendor or card gives back).
@@ -152,6 +153,15 @@ class Report:
     approved: dt.date | None = None
     # Header-level report fields the configuration asks for (name as the export names it, value), sorted.
     report_fields: tuple[tuple[str, str], ...] = ()
+    # When Expensify paid the employee (None: not reimbursed, or Expensify gave no date) and whether by ACH.
+    # Outside the fingerprint: being reimbursed is no edit of what was posted.
+    reimbursed: dt.date | None = None
+    ach_reimbursed: bool | None = None
+
+    @property
+    def is_reimbursed(self) -> bool:
+        """Expensify says the employee was paid: status Reimbursed, or a reimbursement date."""
+        return self.status.strip().casefold() == "reimbursed" or self.reimbursed is not None
 
     def field(self, name: str) -> str:
         """A report field's value ("" when absent); ``name`` as configured (non-alphanumerics become ``_``)."""
@@ -200,6 +210,7 @@ class Line:
     billable: bool = False
     expense_id: str | None = None
     item: str | None = None  # an item line (the item carries its own account) instead of an expense line
+    txn_id: str | None = None  # a bill payment's line: the bill (part) it pays, by TxnID
 
 
 @dataclass(frozen=True)

@@ -230,9 +230,30 @@ def parse_report(data: Any) -> Report | InvalidReport:
             submitted=_date(_text(data, "submitted"), "submitted", required=False),
             approved=_date(_text(data, "approved"), "approved", required=False),
             report_fields=report_fields(data),
+            reimbursed=_reimbursed_date(data),
+            ach_reimbursed=_optional_bool(data.get("isACHReimbursed")),
         )
     except _Invalid as exc:
         return InvalidReport(report_id, str(exc))
+
+
+def _reimbursed_date(data: dict[str, Any]) -> dt.date | None:
+    """When the employee was paid. Its format in the exporter is unverified: a date that cannot be read is
+    taken as none (the payment is then dated the day it is posted), never as a reason to refuse the report."""
+    value = data.get("reimbursed")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return dt.date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        return None
+
+
+def _optional_bool(value: Any) -> bool | None:
+    try:
+        return None if value is None or value == "" else _bool(value, "isACHReimbursed", None)
+    except _Invalid:
+        return None
 
 
 def _guess_id(line: bytes) -> str:

@@ -27,6 +27,9 @@ from mlconnector.qbxml.txns.bill import bill_add
 from mlconnector.qbxml.txns.journal import journal_entry_add
 from mlconnector.qbxml.xml import check_version, to_bytes
 
+# One request element, as the builders here return it (for callers that must not import lxml).
+Request = etree._Element
+
 ON_ERROR = ("stopOnError", "continueOnError")
 
 _QUERY_RQ = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from lxml import etree
 
@@ -29,7 +30,7 @@ _LIST_RETS = {
     "ItemOtherChargeRet": ListKind.ITEM,
 }
 _TXN_RETS = frozenset({"BillRet", "JournalEntryRet", "VendorCreditRet", "CheckRet", "CreditCardChargeRet",
-                       "CreditCardCreditRet"})
+                       "CreditCardCreditRet", "BillPaymentCheckRet"})
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class TxnRecord:
     ref_number: str | None
     txn_line_ids: tuple[str, ...]
     external_guid: str | None = None
+    # A bill's: what is still owed on it and whether QuickBooks counts it paid (None when not returned).
+    open_amount: Decimal | None = None
+    is_paid: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +199,23 @@ def _txns(rs: etree._Element) -> Iterator[TxnRecord]:
                 ref_number=_text(ret, "RefNumber"),
                 txn_line_ids=tuple(el.text for el in ret.iter("TxnLineID") if el.text),
                 external_guid=_text(ret, "ExternalGUID"),
+                open_amount=_amount(_text(ret, "OpenAmount")),
+                is_paid=_flag(_text(ret, "IsPaid")),
             )
+
+
+def _amount(value: str | None) -> Decimal | None:
+    """An AMTTYPE value; None when absent or unreadable (a check that needs it then refuses to decide)."""
+    if value is None:
+        return None
+    try:
+        return Decimal(value.strip())
+    except InvalidOperation:
+        return None
+
+
+def _flag(value: str | None) -> bool | None:
+    return None if value is None else value.strip().lower() == "true"
 
 
 def _records(rs: etree._Element) -> Iterator[ListRecord]:

@@ -170,6 +170,19 @@ class ExpensifySimulator:
         with self._lock:
             change(self.reports[report_id].data)
 
+    def reimburse(self, report_id: str, on: dt.date | None = None, *, ach: bool = True) -> None:
+        """Pay the employee, as Expensify's Reimburse button does: the report moves to Reimbursed (state
+        REIMBURSED) with the date (``None``: Expensify gives none) and whether by ACH. Its export label stays."""
+        with self._lock:
+            report = self.reports[report_id]
+            report.state = "REIMBURSED"
+            report.data["status"] = "Reimbursed"
+            report.data["isACHReimbursed"] = ach
+            if on is not None:
+                report.data["reimbursed"] = f"{on.isoformat()} 10:15:00"
+            else:
+                report.data.pop("reimbursed", None)
+
     def fail_next(self, kind: str, times: int = 1, message: str | None = None) -> None:
         """Make the next ``times`` requests fail as ``kind`` (one of ``FAILURES``)."""
         if kind not in FAILURES:

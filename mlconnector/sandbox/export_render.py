@@ -15,7 +15,7 @@ from typing import Any
 
 REPORT_FIELDS = (
     "reportID", "reportName", "status", "accountEmail", "submitterName", "currency", "total", "policyID",
-    "policyName", "created", "submitted", "approved",
+    "policyName", "created", "submitted", "approved", "reimbursed", "isACHReimbursed",
 )
 
 
@@ -88,7 +88,8 @@ def report_object(report: Mapping[str, Any], report_fields: Sequence[str] = ()) 
         "currency": s(report.get("currency")), "total": n(report.get("total")),
         "policyID": s(report.get("policyID")), "policyName": s(report.get("policyName")),
         "created": s(report.get("created")), "submitted": s(report.get("submitted")),
-        "approved": s(report.get("approved")),
+        "approved": s(report.get("approved")), "reimbursed": s(report.get("reimbursed")),
+        "isACHReimbursed": b(report.get("isACHReimbursed")),
     }
     custom = report.get("customField")
     out["reportFields"] = {key: s(custom.get(key) if isinstance(custom, Mapping) else None)

@@ -55,6 +55,8 @@ class AuditEvent(StrEnum):
     MESSAGE_ANSWERED = "message_answered"
     LATE_ANSWER = "late_answer"
     DUPLICATE_IN_QUICKBOOKS = "duplicate_in_quickbooks"
+    REIMBURSED = "reimbursed"  # Expensify shows the employee paid (a bill payment may follow)
+    PAID_IN_QUICKBOOKS = "paid_in_quickbooks"  # the bills were already paid in QuickBooks: no payment posted
 
 
 @dataclass(frozen=True)

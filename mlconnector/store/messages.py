@@ -22,7 +22,12 @@ class Kind(StrEnum):
     RECOVERY_QUERY = "recovery_query"
     LISTS = "lists"
     VERIFY = "verify"
+    PAYMENT_CHECK = "payment_check"  # before bill payments: are their bills still open, their names there?
     WRITE = "write"
+
+
+# The checks that clear postings to be written in their session.
+CHECKS = (Kind.LISTS.value, Kind.VERIFY.value, Kind.PAYMENT_CHECK.value)
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,13 @@ def sent_in_session(store: Store, ticket: str, kind: Kind) -> bool:
     return row is not None
 
 
+def checked_in_session(store: Store, ticket: str, kind: Kind) -> set[int]:
+    """Postings named by this session's messages of ``kind`` (each is checked once per session)."""
+    return {int(r[0]) for r in store.conn.execute(
+        "SELECT i.posting_id FROM qbxml_message_items i JOIN qbxml_messages m ON m.id = i.message_id"
+        " WHERE m.ticket = ? AND m.kind = ?", (ticket, kind.value))}
+
+
 def mark_verified(store: Store, message_id: int, posting_ids: Sequence[int]) -> None:
     """These postings passed this session's check of their references: they may be written now."""
     store.conn.executemany(
@@ -123,9 +135,9 @@ def verified_queue(store: Store, ticket: str) -> Iterator[tuple[int, int]]:
     for posting_id, lines in store.conn.execute(
         "SELECT p.id, p.line_count FROM postings p WHERE p.state = ? AND p.body IS NOT NULL AND EXISTS ("
         "SELECT 1 FROM qbxml_message_items i JOIN qbxml_messages m ON m.id = i.message_id"
-        " WHERE i.posting_id = p.id AND m.ticket = ? AND m.kind IN (?, ?) AND m.state = 'answered'"
+        " WHERE i.posting_id = p.id AND m.ticket = ? AND m.kind IN (?, ?, ?) AND m.state = 'answered'"
         " AND i.verified = 1) ORDER BY p.id",
-        (PostingState.QUEUED.value, ticket, Kind.LISTS.value, Kind.VERIFY.value),
+        (PostingState.QUEUED.value, ticket, *CHECKS),
     ):
         yield int(posting_id), int(lines)
 
@@ -135,8 +147,8 @@ def verified_left(store: Store, ticket: str) -> int:
     return int(store.conn.execute(
         "SELECT COUNT(*) FROM postings p WHERE p.state = ? AND EXISTS (SELECT 1 FROM qbxml_message_items i"
         " JOIN qbxml_messages m ON m.id = i.message_id WHERE i.posting_id = p.id AND m.ticket = ?"
-        " AND m.kind IN (?, ?) AND i.verified = 1)",
-        (PostingState.QUEUED.value, ticket, Kind.LISTS.value, Kind.VERIFY.value),
+        " AND m.kind IN (?, ?, ?) AND i.verified = 1)",
+        (PostingState.QUEUED.value, ticket, *CHECKS),
     ).fetchone()[0])
 
 

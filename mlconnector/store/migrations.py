@@ -303,6 +303,18 @@ REPORT_FIELDS = """
 ALTER TABLE reports ADD COLUMN report_fields TEXT NOT NULL DEFAULT '';
 """
 
+# Reimbursement in Expensify (the date, and whether by ACH; outside the fingerprint), and the bills QuickBooks
+# showed already paid when ml-connector came to pay them (someone paid them by hand): recorded, never paid again.
+REIMBURSEMENTS = """
+ALTER TABLE reports ADD COLUMN reimbursed TEXT;
+ALTER TABLE reports ADD COLUMN ach_reimbursed INTEGER;
+CREATE TABLE bills_paid_by_hand (
+    report_id TEXT PRIMARY KEY REFERENCES reports(report_id),
+    bills TEXT NOT NULL,             -- JSON: each bill part's TxnID, RefNumber, total and open amount seen
+    found_at TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: Sequence[Migration] = (
     Migration("0001_initial_schema", INITIAL_SCHEMA),
     Migration("0003_plan_skips", PLAN_SKIPS),
@@ -311,6 +323,7 @@ MIGRATIONS: Sequence[Migration] = (
     Migration("0007_posting_txns", POSTING_TXNS),
     Migration("0008_expense_card", EXPENSE_CARD),
     Migration("0009_report_fields", REPORT_FIELDS),
+    Migration("0010_reimbursements", REIMBURSEMENTS),
 )
 
 BOOKKEEPING = """

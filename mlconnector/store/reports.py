@@ -67,6 +67,10 @@ def _report_values(report: Report) -> tuple[object, ...]:
     )
 
 
+def _reimbursement(report: Report) -> tuple[str | None, int | None]:
+    return _date(report.reimbursed), None if report.ach_reimbursed is None else int(report.ach_reimbursed)
+
+
 def _only_cards_arrived(report: Report, old_fingerprint: str) -> bool:
     """True when the report differs from the stored one only by card identifiers that were not known
     before (reports pulled before the card was exported, migration 0008): not a change to what was posted."""
@@ -90,15 +94,16 @@ def save_report(store: Store, report: Report, *, actor: str = "pull") -> SaveOut
     fingerprint = report.fingerprint()
     with store.atomic():
         row = store.conn.execute(
-            "SELECT fingerprint, changed_fingerprint, total_cents FROM reports WHERE report_id = ?",
+            "SELECT fingerprint, changed_fingerprint, total_cents, status, reimbursed FROM reports WHERE report_id = ?",
             (report.report_id,),
         ).fetchone()
         if row is None:
             store.conn.execute(
                 "INSERT INTO reports (name, submitter_email, submitter_name, status, currency, total_cents,"
                 " policy_id, policy_name, created, submitted, approved, fingerprint, report_fields, report_id,"
-                " first_pulled_at, last_pulled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*_report_values(report), report.report_id, now, now),
+                " first_pulled_at, last_pulled_at, reimbursed, ach_reimbursed)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*_report_values(report), report.report_id, now, now, *_reimbursement(report)),
             )
             _insert_expenses(store, report)
             store.audit.append(
@@ -106,8 +111,15 @@ def save_report(store: Store, report: Report, *, actor: str = "pull") -> SaveOut
                 detail={"total": str(report.total), "expenses": len(report.expenses), "status": report.status},
             )
             return SaveOutcome.NEW
-        old_fingerprint, changed_fingerprint, old_total = row
-        store.conn.execute("UPDATE reports SET last_pulled_at = ? WHERE report_id = ?", (now, report.report_id))
+        old_fingerprint, changed_fingerprint, old_total, old_status, old_reimbursed = row
+        # Status and reimbursement are outside the fingerprint and follow Expensify in every case, even for a
+        # report changed after posting.
+        store.conn.execute(
+            "UPDATE reports SET last_pulled_at = ?, status = ?, reimbursed = ?, ach_reimbursed = ? WHERE report_id = ?",
+            (now, report.status, *_reimbursement(report), report.report_id))
+        if report.is_reimbursed and not (str(old_status).casefold() == "reimbursed" or old_reimbursed):
+            store.audit.append(AuditEvent.REIMBURSED, actor=actor, report_id=report.report_id, detail={
+                "reimbursed": _date(report.reimbursed), "ach": report.ach_reimbursed, "status": report.status})
         if fingerprint == old_fingerprint:
             # Fields outside the fingerprint (status, names) follow Expensify without re-planning.
             store.conn.execute(
@@ -188,7 +200,8 @@ def load_report(store: Store, report_id: str) -> Report:
     """
     row = store.conn.execute(
         "SELECT report_id, name, submitter_email, submitter_name, status, currency, total_cents, policy_id,"
-        " policy_name, created, submitted, approved, report_fields FROM reports WHERE report_id = ?",
+        " policy_name, created, submitted, approved, report_fields, reimbursed, ach_reimbursed FROM reports"
+        " WHERE report_id = ?",
         (report_id,),
     ).fetchone()
     if row is None:
@@ -207,6 +220,7 @@ def load_report(store: Store, report_id: str) -> Report:
         created=_optional_date(row[9]), submitted=_optional_date(row[10]), approved=_optional_date(row[11]),
         expenses=expenses,
         report_fields=tuple((str(k), str(v)) for k, v in json.loads(row[12])) if row[12] else (),
+        reimbursed=_optional_date(row[13]), ach_reimbursed=None if row[14] is None else bool(row[14]),
     )
 
 

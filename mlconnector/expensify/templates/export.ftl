@@ -11,7 +11,8 @@
   a literal colon escaped as \:); ?json_string turns that backslash into a legal \\.
   cardID and cardNumber (the company card of a card expense) are in Expensify's older field list
   only: unverified, so a missing one prints "" and Python keeps whichever it can use. receiptURL is
-  receiptObject.url, which "can be empty sometimes": a missing one prints "".
+  receiptObject.url, which "can be empty sometimes": a missing one prints "". reimbursed (the date the
+  employee was paid) and isACHReimbursed are in the documented field list; their formats are unverified.
 -->
 <#macro s v><#if v?is_string>"${v?json_string}"<#elseif v?is_number>"${v?c}"<#elseif v?is_boolean>"${v?string("true", "false")}"<#elseif v?is_date_like>"${v?datetime_if_unknown?string("yyyy-MM-dd HH:mm:ss")}"<#else>""</#if></#macro>
 <#macro n v><#if v?is_number>${v?c}<#elseif v?is_string && v?trim?has_content>"${v?json_string}"<#else>null</#if></#macro>
@@ -29,6 +30,8 @@
 "created":<@s (report.created)!"" />,<#t>
 "submitted":<@s (report.submitted)!"" />,<#t>
 "approved":<@s (report.approved)!"" />,<#t>
+"reimbursed":<@s (report.reimbursed)!"" />,<#t>
+"isACHReimbursed":<@b (report.isACHReimbursed)!"" />,<#t>
 "reportFields":{<#-- REPORT FIELDS -->},<#t>
 "expenses":[<#t>
 <#list (report.transactionList)![] as expense>

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from mlconnector.models import PostingMode
-from mlconnector.qbxml.txns import bill, check, credit_card, journal, vendor_credit
+from mlconnector.qbxml.txns import bill, bill_payment, check, credit_card, journal, vendor_credit
 from mlconnector.qbxml.txns.kind import TxnKind
 
 TXN_KINDS: dict[PostingMode, TxnKind] = {
     kind.mode: kind
     for kind in (bill.KIND, journal.KIND, vendor_credit.KIND, check.KIND, credit_card.CHARGE_KIND,
-                 credit_card.CREDIT_KIND)
+                 credit_card.CREDIT_KIND, bill_payment.KIND)
 }
 
 

@@ -10,12 +10,15 @@ from memory), so a restarted server picks up exactly where it was::
                 then blocked reports are planned again (name and e-mail fallbacks need the lists)
     3. verify   otherwise, the accounts, vendors, classes and customers that queued postings reference
                 are queried; a posting referencing something missing or inactive is blocked, naming it
+   3b. pay      reimbursed reports whose bills are posted get their bill payment queued; each payment's
+                bills are asked for (still open for the whole amount?) with its names, then it is
+                verified, recorded as paid by hand, or blocked with the reason
     4. write    BillAdd/JournalEntryAdd batches under max_lines_per_message, one new message-set ID
                 each; the request is stored and its postings marked sent before it is returned
 
 Only postings verified in this session are written in it. Every state change goes through
 ``store.postings.transition`` (state and audit row in one transaction). One module per phase:
-``recover``, ``lists`` (lists and verify), ``write``, ``failures`` (hresults and late answers), over
+``recover``, ``lists`` (lists and verify), ``payments``, ``write``, ``failures`` (hresults and late answers), over
 ``core``; :class:`PostingWork` puts them together behind the Web Connector protocol.
 """
 
@@ -32,7 +35,7 @@ from mlconnector.redact import ticket_ref
 from mlconnector.soap.session import SessionSettings
 from mlconnector.soap.work.core import ACTOR, LIST_MAX_AGE, S
 from mlconnector.soap.work.failures import Failures, _failure_note
-from mlconnector.soap.work.lists import ListsAndVerify
+from mlconnector.soap.work.payments import Payments
 from mlconnector.soap.work.recover import Recovery
 from mlconnector.soap.work.write import Writes
 from mlconnector.store import Store, messages
@@ -44,7 +47,7 @@ from mlconnector.store.postings import transition
 log = logging.getLogger("mlconnector.soap.work")
 
 
-class PostingWork(Recovery, ListsAndVerify, Writes, Failures):
+class PostingWork(Recovery, Payments, Writes, Failures):
     """The :class:`~mlconnector.soap.session.Work` that posts queued reports.
 
     Args:
@@ -58,6 +61,8 @@ class PostingWork(Recovery, ListsAndVerify, Writes, Failures):
         counts = self.store.posting_counts()
         if counts[S.QUEUED] or counts[S.SENT] or self._checkable_in_doubt(counts[S.IN_DOUBT]):
             return True
+        if self._payments_due():
+            return True
         return bool(counts[S.BLOCKED]) and (self._lists_stale() or self._company_recheck_due())
 
     def next_request(self, ticket: str, qbxml_version: str, hcp_response: str | None) -> str | None:
@@ -65,7 +70,8 @@ class PostingWork(Recovery, ListsAndVerify, Writes, Failures):
         if hcp_response:
             self._remember_company(hcp_response, ticket)
         self._sweep_stale_sent(ticket)
-        for stage in (self._status_check, self._recovery_query, self._lists, self._verify, self._write):
+        for stage in (self._status_check, self._recovery_query, self._lists, self._verify, self._payment_check,
+                      self._write):
             request = stage(ticket, qbxml_version)
             if request is not None:
                 return request
@@ -82,13 +88,14 @@ class PostingWork(Recovery, ListsAndVerify, Writes, Failures):
         except QbxmlParseError as exc:
             self._unreadable(message, response, str(exc))
             return self._progress(ticket)
-        if message.kind in (Kind.LISTS, Kind.VERIFY) and answers_company_queries(response):
+        if message.kind in (Kind.LISTS, Kind.VERIFY, Kind.PAYMENT_CHECK) and answers_company_queries(response):
             self._remember_company(response, ticket)  # before the checks that depend on it
         handler = {
             Kind.STATUS_CHECK: self._on_recovered,
             Kind.RECOVERY_QUERY: self._on_recovery_query,
             Kind.LISTS: self._on_lists,
             Kind.VERIFY: self._on_verify,
+            Kind.PAYMENT_CHECK: self._on_payment_check,
             Kind.WRITE: self._on_written,
         }[message.kind]
         handler(message, parsed)

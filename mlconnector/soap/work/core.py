@@ -15,7 +15,7 @@ from typing import Any
 
 from mlconnector.config import Config
 from mlconnector.errors import NotFoundError
-from mlconnector.models import ListKind, PostingState
+from mlconnector.models import ListKind, PostingMode, PostingState
 from mlconnector.qbxml.company import parse_company_file
 from mlconnector.qbxml.parse import RequestResponse, TxnRecord
 from mlconnector.qbxml.status import Action
@@ -146,12 +146,20 @@ class WorkBase:
         pending = counts[S.QUEUED]
         if not self._done(ticket, Kind.RECOVERY_QUERY):
             pending += checkable
+        # A bill written in this session may make its payment due: the session must not end before it goes.
+        payments = self._payments_left(ticket)
+        if payments:
+            return int(messages.verified_left(self.store, ticket)) + payments
         if pending and (self._done(ticket, Kind.VERIFY) or self._done(ticket, Kind.LISTS)):
             verified_left = messages.verified_left(self.store, ticket)
             return int(verified_left) + (0 if self._done(ticket, Kind.RECOVERY_QUERY) else checkable)
         if not pending and counts[S.BLOCKED] and self._lists_stale() and not self._done(ticket, Kind.LISTS):
             return 1  # the lists (and company settings) are due: the refresh may free blocked postings
         return int(pending)
+
+    def _payments_left(self, ticket: str) -> int:
+        """Bill payments still to queue or check in this session (``Payments`` knows; none here)."""
+        return 0
 
     def _checkable_in_doubt(self, in_doubt: int) -> int:
         """In-doubt postings whose check QuickBooks has not refused too often (the others wait for a person)."""
@@ -175,7 +183,8 @@ class WorkBase:
         """Queued postings, and postings blocked by an earlier check that may pass now."""
         return [
             p for p in postings_in(self.store, S.QUEUED, S.BLOCKED)
-            if p.posting is not None and (p.state is S.QUEUED or (p.reason or "").startswith("QuickBooks check:"))
+            if p.posting is not None and p.mode is not PostingMode.BILL_PAYMENT  # checked by their own stage
+            and (p.state is S.QUEUED or (p.reason or "").startswith("QuickBooks check:"))
         ]
 
     def _posted(self, record: PostingRecord, answer: RequestResponse, *, event: AuditEvent, how: str | None,

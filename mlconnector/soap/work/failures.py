@@ -79,7 +79,7 @@ class Failures(WorkBase):
                                reason=f"QuickBooks could not process the request ({code}); it will be checked and "
                                "tried again at the next update")
                     retried.append(report_id)
-        elif message.kind in (Kind.VERIFY, Kind.LISTS):
+        elif message.kind in (Kind.VERIFY, Kind.LISTS, Kind.PAYMENT_CHECK):
             for posting_id in runs:
                 record = get_posting(self.store, posting_id)
                 if record.state is not S.QUEUED:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mlconnector.models import ListKind
-from mlconnector.qbxml.build import build_message, list_query
+from mlconnector.qbxml.build import Request, build_message, list_query
 from mlconnector.qbxml.company import company_queries
 from mlconnector.qbxml.parse import ListRecord, MessageResponse, RequestResponse
 from mlconnector.soap.work.core import (
@@ -115,17 +115,25 @@ class ListsAndVerify(WorkBase):
                 xml = build_message(company_queries(), version=version, on_error="continueOnError")
                 return self._store_message(ticket, Kind.VERIFY, xml, [], [])
             return None
+        requests = self._name_queries(candidates, ticket, version)
+        xml = build_message(requests, version=version, on_error="continueOnError")
+        return self._store_message(ticket, Kind.VERIFY, xml, [p.id for p in candidates], [])
+
+    def _name_queries(self, candidates: Iterable[PostingRecord], ticket: str, version: str) -> list[Request]:
+        """Queries for every name the postings reference, and for the company file's settings when unknown."""
         names: dict[ListKind, set[str]] = {kind: set() for kind in ListKind}
         for record in candidates:
             assert record.posting is not None
             for kind, refs in record.posting.references().items():
                 names[kind] |= refs
-        requests = [list_query(kind, sorted(refs), f"v-{kind.value}", version)
-                    for kind, refs in names.items() if refs] + (company_queries() if self._company_unknown(ticket) else [])
-        xml = build_message(requests, version=version, on_error="continueOnError")
-        return self._store_message(ticket, Kind.VERIFY, xml, [p.id for p in candidates], [])
+        return [list_query(kind, sorted(refs), f"v-{kind.value}", version)
+                for kind, refs in names.items() if refs] + (company_queries() if self._company_unknown(ticket) else [])
 
     def _on_verify(self, message: Message, parsed: MessageResponse) -> None:
+        self._check_postings(message, self._existing(message.posting_ids), self._answered_lookup(parsed))
+
+    def _answered_lookup(self, parsed: MessageResponse) -> Callable[[ListKind, str], ListRecord | None | bool]:
+        """The names a re-query answered (cached as well), as a lookup for :meth:`_check_postings`."""
         found: dict[tuple[ListKind, str], ListRecord] = {}
         answered: set[ListKind] = set()
         for answer in parsed.responses:
@@ -137,15 +145,13 @@ class ListsAndVerify(WorkBase):
                 found[(kind, record.full_name.casefold())] = record
         with self.store.atomic():
             qb_lists.cache_records(self.store, found.values(), self.store.timestamp())
-        candidates = self._existing(message.posting_ids)
-        lookup = {key: rec for key, rec in found.items()}
 
         def find(kind: ListKind, name: str) -> ListRecord | None | bool:
             if kind not in answered:
                 return True  # QuickBooks did not answer for this list: QuickBooks itself will judge
-            return lookup.get((kind, name.casefold()))
+            return found.get((kind, name.casefold()))
 
-        self._check_postings(message, candidates, find)
+        return find
 
     def _cached_lookup(self) -> Callable[[ListKind, str], ListRecord | None | bool]:
         cache = {(r.kind, r.full_name.casefold()): r for r in qb_lists.cached_records(self.store)}
