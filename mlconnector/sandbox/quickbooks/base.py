@@ -111,6 +111,19 @@ class SimulatorBase:
         except InvalidOperation:
             raise RequestFailed(3040, f'Invalid amount "{text}".') from None
 
+    def open_amount(self, bill_txn_id: str) -> Decimal:
+        """A bill's open balance: its total less every saved bill payment applied to it.
+
+        Raises:
+            KeyError: no bill has this TxnID.
+        """
+        bill = next((t for t in self.transactions if t.kind == "Bill" and t.txn_id == bill_txn_id), None)
+        if bill is None:
+            raise KeyError(bill_txn_id)
+        paid = sum((amount for t in self.transactions if t.kind == "BillPaymentCheck"
+                    for txn_id, amount in t.applied if txn_id == bill_txn_id), Decimal("0.00"))
+        return bill.total - paid
+
     def _txn_ret(self, txn: Txn, *, include_lines: bool) -> etree._Element:
         ret = etree.Element(f"{txn.kind}Ret")
         add_child(ret, "TxnID", txn.txn_id)
@@ -118,7 +131,9 @@ class SimulatorBase:
         add_child(ret, "TimeModified", qb_time(txn.created))
         add_child(ret, "EditSequence", txn.edit_sequence)
         add_child(ret, "TxnNumber", txn.txn_number)
-        if txn.kind != "JournalEntry":
+        if txn.kind == "BillPaymentCheck":
+            self._bill_payment_ret(ret, txn)  # its applied bills always come back: it has no lines
+        elif txn.kind != "JournalEntry":
             # Bills, vendor credits, checks and card charges/credits: the party, the account, expense lines.
             for tag, what in _HEADER_REFS.get(txn.kind, _HEADER_REFS["Bill"]):
                 if what == "party":
@@ -135,7 +150,7 @@ class SimulatorBase:
             add_child(ret, "RefNumber", txn.ref_number or None)
             add_child(ret, "Memo", txn.memo or None)
             if txn.kind == "Bill":
-                add_child(ret, "IsPaid", "false")
+                add_child(ret, "IsPaid", "true" if self.open_amount(txn.txn_id) == 0 else "false")
             if txn.kind == "Check":
                 add_child(ret, "IsToBePrinted", "true" if txn.to_be_printed else "false")
             add_child(ret, "ExternalGUID", txn.external_guid)
@@ -159,7 +174,7 @@ class SimulatorBase:
                         add_ref(lr, "ClassRef", self.item("class", line.klass), line.klass)
                     add_child(lr, "BillableStatus", line.billable_status)
             if txn.kind == "Bill":
-                add_child(ret, "OpenAmount", money_text(txn.total))
+                add_child(ret, "OpenAmount", money_text(self.open_amount(txn.txn_id)))
         else:
             add_child(ret, "TxnDate", txn.txn_date)
             add_child(ret, "RefNumber", txn.ref_number or None)
@@ -179,6 +194,30 @@ class SimulatorBase:
                         add_ref(lr, "ClassRef", self.item("class", line.klass), line.klass)
                     add_child(lr, "BillableStatus", line.billable_status)
         return ret
+
+    def _bill_payment_ret(self, ret: etree._Element, txn: Txn) -> None:
+        """The rest of a BillPaymentCheckRet after TxnNumber, in schema order, with one AppliedToTxnRet per bill."""
+        party = self.item("vendor", txn.vendor or "") or self.item("customer", txn.vendor or "")
+        add_ref(ret, "PayeeEntityRef", party, txn.vendor)
+        add_ref(ret, "APAccountRef", self.item("account", txn.ap_account or ""), txn.ap_account)
+        add_child(ret, "TxnDate", txn.txn_date)
+        add_ref(ret, "BankAccountRef", self.item("account", txn.bank_account or ""), txn.bank_account)
+        add_child(ret, "Amount", money_text(txn.total))
+        add_child(ret, "RefNumber", txn.ref_number or None)
+        add_child(ret, "Memo", txn.memo or None)
+        add_child(ret, "IsToBePrinted", "true" if txn.to_be_printed else "false")
+        add_child(ret, "ExternalGUID", txn.external_guid)
+        for bill_id, amount in txn.applied:
+            bill = next((t for t in self.transactions if t.txn_id == bill_id), None)
+            applied = etree.SubElement(ret, "AppliedToTxnRet")
+            add_child(applied, "TxnID", bill_id)
+            add_child(applied, "TxnType", "Bill")
+            if bill is not None:
+                add_child(applied, "TxnDate", bill.txn_date)
+                add_child(applied, "RefNumber", bill.ref_number or None)
+                add_child(applied, "BalanceRemaining", money_text(self.open_amount(bill_id)))
+            # The amount this payment applied to the bill, positive (see the notes in bill_payment.py).
+            add_child(applied, "Amount", money_text(amount))
 
     def item(self, kind: str, full_name: str) -> ListItem | None:
         """A list item by kind and full name (case-insensitive)."""

@@ -76,7 +76,7 @@ class TxnLine:
 class Txn:
     """A transaction QuickBooks saved."""
 
-    kind: str  # Bill | JournalEntry | VendorCredit | Check | CreditCardCharge | CreditCardCredit
+    kind: str  # Bill | JournalEntry | VendorCredit | Check | CreditCardCharge | CreditCardCredit | BillPaymentCheck
     txn_id: str
     edit_sequence: str
     txn_number: int
@@ -92,10 +92,16 @@ class Txn:
     message_set_id: str | None = None
     created: dt.datetime = field(default_factory=lambda: dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
     to_be_printed: bool = False
+    # A bill payment: the bank account it is drawn on and the (bill TxnID, PaymentAmount) pairs it pays;
+    # its payee is ``vendor`` and its A/P account ``ap_account``.
+    bank_account: str | None = None
+    applied: list[tuple[str, Decimal]] = field(default_factory=list)
 
     @property
     def total(self) -> Decimal:
-        """Bill: sum of expense lines. Journal entry: sum of debits."""
+        """Bill: sum of expense lines. Journal entry: sum of debits. Bill payment: sum of the payments."""
+        if self.kind == "BillPaymentCheck":
+            return sum((amount for _, amount in self.applied), Decimal("0.00"))
         return sum((ln.amount for ln in self.lines if ln.side in ("expense", "item", "debit")), Decimal("0.00"))
 
 

@@ -11,6 +11,9 @@ tests compare two honest implementations. What it models:
   account, vendor, customer or class), 3210 for an unbalanced journal entry, a negative journal
   amount, or a billable line without a customer; answers carry TxnID, EditSequence and TxnLineIDs;
 - ``BillQueryRq``/``JournalEntryQueryRq`` by TxnID, RefNumber or simple filters (status 1 when none);
+- ``BillPaymentCheckAddRq`` paying open bills (see ``bill_payment``): a bill's OpenAmount and IsPaid
+  follow the payments applied to it; ``BillPaymentCheckQueryRq``; :meth:`pay_bill_by_hand` for what a
+  bookkeeper pays in QuickBooks itself;
 - ``onError`` stopOnError / continueOnError, ``requestID`` echoed on every response;
 - error recovery: ``newMessageSetID`` stores the response; the same ID again with the same request
   returns the stored response without executing anything (9001 if the request differs). A status
@@ -37,6 +40,7 @@ from lxml import etree
 
 from mlconnector.sandbox.quickbooks.base import SimulatorBase
 from mlconnector.sandbox.quickbooks.bill import BillAdds
+from mlconnector.sandbox.quickbooks.bill_payment import BillPayments
 from mlconnector.sandbox.quickbooks.check import CheckAdds
 from mlconnector.sandbox.quickbooks.credit_card import CreditCardAdds
 from mlconnector.sandbox.quickbooks.editions import annotated_file, unavailable_elements, unavailable_in
@@ -65,8 +69,8 @@ from mlconnector.sandbox.quickbooks.txns import TxnQueries
 from mlconnector.sandbox.quickbooks.vendor_credit import VendorCreditAdds
 
 
-class QuickBooksSimulator(ListQueries, BillAdds, JournalAdds, VendorCreditAdds, CheckAdds, CreditCardAdds, TxnQueries,
-                         SimulatorBase):
+class QuickBooksSimulator(ListQueries, BillAdds, BillPayments, JournalAdds, VendorCreditAdds, CheckAdds, CreditCardAdds,
+                         TxnQueries, SimulatorBase):
     """An in-memory QuickBooks company answering qbXML.
 
     Args:
@@ -137,6 +141,10 @@ class QuickBooksSimulator(ListQueries, BillAdds, JournalAdds, VendorCreditAdds, 
     def bills(self) -> list[Txn]:
         """Saved bills, in the order they were added."""
         return self.find_txns(kind="Bill")
+
+    def bill_payments(self) -> list[Txn]:
+        """Saved bill payments (BillPaymentCheck), in the order they were added, by request or by hand."""
+        return self.find_txns(kind="BillPaymentCheck")
 
     def journal_entries(self) -> list[Txn]:
         """Saved journal entries, in the order they were added."""
@@ -336,6 +344,8 @@ class QuickBooksSimulator(ListQueries, BillAdds, JournalAdds, VendorCreditAdds, 
                 "CreditCardCreditAddRq": lambda: self._card_add(request, rs, message_set_id, "CreditCardCredit"),
                 "CreditCardChargeQueryRq": lambda: self._txn_query(request, rs, "CreditCardCharge"),
                 "CreditCardCreditQueryRq": lambda: self._txn_query(request, rs, "CreditCardCredit"),
+                "BillPaymentCheckAddRq": lambda: self._bill_payment_add(request, rs, message_set_id),
+                "BillPaymentCheckQueryRq": lambda: self._txn_query(request, rs, "BillPaymentCheck"),
             }
             handler = handlers.get(name)
             if handler is None:

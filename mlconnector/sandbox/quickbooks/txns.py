@@ -42,6 +42,9 @@ class TxnQueries(SimulatorBase):
                 names = {(e.text or "").casefold() for e in entity_filter.findall("FullName")}
                 ids = {e.text for e in entity_filter.findall("ListID")}
                 selected = [t for t in selected if entities(self, t) & names or entity_ids(self, t) & ids]
+            paid_status = child_text(request, "PaidStatus") or "All"  # bills only
+            if kind == "Bill" and paid_status != "All":
+                selected = [t for t in selected if (self.open_amount(t.txn_id) == 0) == (paid_status == "PaidOnly")]
             dates = request.find("TxnDateRangeFilter")
             if dates is not None:
                 low, high = child_text(dates, "FromTxnDate") or "0000", child_text(dates, "ToTxnDate") or "9999"
