@@ -186,7 +186,10 @@ def test_reports_quickbooks_accepted_are_stamped_at_the_start_of_the_next_pull(
     stamp_job = _jobs(sim)[1]
     assert stamp_job["inputSettings"]["filters"] == {"reportIDList": posted}
     assert stamp_job["onFinish"] == [{"actionName": "markAsExported", "label": "ml-connector"}]
-    assert posted not in summary.unchanged  # the label now keeps it out of the export
+    # The label keeps it out of the date exports; it comes back only through the watch job, by ID.
+    windows = [j for j in _jobs(sim)[2:] if "reportIDList" not in j["inputSettings"]["filters"]]
+    assert windows and all(j["inputSettings"]["filters"]["markedAsExported"] == "ml-connector" for j in windows)
+    assert summary.watched == [posted] and posted in summary.unchanged
     assert db.conn.execute("SELECT exported_stamped_at FROM reports WHERE report_id = ?", (posted,)).fetchone()[0]
     assert [r.report_id for r in _events(db, AuditEvent.STAMPED_EXPORTED)] == [posted]
     assert _pull(db, sim, clock).stamped == []  # stamped once only

@@ -110,10 +110,12 @@ def pull(
         )
         # Planning happens under the same lock, so two runs never plan the same report twice.
         plan = None if dry_run else _plan_pulled(app_ctx, config)
+        payments = [] if dry_run else _queue_payments(app_ctx, config)
         waiting = waiting_for_a_person(app_ctx.store())
     data = summary.as_dict()
     if plan is not None:
         data["plan"] = plan.as_dict()
+        data["payments_queued"] = payments
     data["waiting"] = waiting
     if as_json:
         print_json(data)
@@ -124,6 +126,15 @@ def pull(
     # A scheduled run must not report success while reports wait for a person, whichever pull blocked them.
     if summary.invalid or (not dry_run and (waiting["postings"] or (plan is not None and plan.blocked))):
         raise typer.Exit(ExitCode.PARTIAL)
+
+
+def _queue_payments(app_ctx: AppContext, config: Config) -> list[str]:
+    """Queue the bill payment of every reimbursed report whose bills QuickBooks holds (bill_payment_account)."""
+    import datetime as dt
+
+    from mlconnector.services.payments import queue_payments
+
+    return queue_payments(app_ctx.store(), config, today=dt.date.today(), actor="pull")
 
 
 def _plan_pulled(app_ctx: AppContext, config: Config) -> PlanSummary:

@@ -36,12 +36,19 @@ def status_view(report: dict[str, Any]) -> RenderableType:
     lines.append(_web_connector_line(report))
     if report.get("quickbooks_company"):
         lines.append(_company_line(report["quickbooks_company"]))
+    payments = report.get("bill_payments") or {}
+    show_payments = any(payments.values())
     table = Table(title="Postings", title_justify="left")
     table.add_column("State")
     table.add_column("Count", justify="right")
+    if show_payments:
+        table.add_column("of which bill payments", justify="right")
     for name, count in report["postings"].items():
-        table.add_row(name, str(count))
+        table.add_row(name, str(count), *([str(payments.get(name, 0))] if show_payments else []))
     parts: list[RenderableType] = [*lines, table]
+    if payments.get("paid_by_hand"):
+        parts.append(Text(f"Bills found paid in QuickBooks by hand (no payment posted): {payments['paid_by_hand']}"
+                          " report(s) (mlconnector audit --event paid_in_quickbooks)"))
     reports = report.get("reports")
     if reports:
         parts.append(Text(f"Reports queued: {reports['queued']}, blocked: {reports['blocked']}"))
@@ -92,7 +99,8 @@ def _when(iso: str | None) -> str:
 
 
 def _part(item: dict[str, Any]) -> str:
-    return f"{item['part']}/{item['part_count']}"
+    # Part 0 is a report's bill payment (plan/bill_payment.py); its bills count from 1.
+    return "payment" if item["part"] == 0 else f"{item['part']}/{item['part_count']}"
 
 
 def _attention_tables(report: dict[str, Any]) -> list[RenderableType]:

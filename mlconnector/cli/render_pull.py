@@ -15,6 +15,8 @@ _GROUPS = (
     ("changed_after_posting", "Changed after posting (not posted again; check QuickBooks)"),
     ("invalid", "Invalid"),
     ("stamped", "Stamped as exported in Expensify"),
+    ("watched", "Posted, read again (watch_days)"),
+    ("reimbursed", "Reimbursed since posting"),
 )
 
 
@@ -25,7 +27,7 @@ def pull_summary_view(summary: dict[str, Any]) -> RenderableType:
     table.add_column("Reports")
     table.add_column("Count", justify="right")
     for key, label in _GROUPS:
-        table.add_row(label, str(summary["counts"][key]))
+        table.add_row(label, str(summary["counts"].get(key, 0)))
     parts: list[RenderableType] = [table]
     if summary["invalid"]:
         invalid = Table(title="Invalid reports (not stored)", title_justify="left")
@@ -40,6 +42,10 @@ def pull_summary_view(summary: dict[str, Any]) -> RenderableType:
         parts.append(Text(f"Stamping failed (will be retried): {summary['stamp_error']}", style="yellow"))
     if summary.get("plan"):
         parts.append(plan_view(summary["plan"]))
+    if summary.get("payments_queued"):
+        parts.append(Text(f"Bill payments queued for QuickBooks: {len(summary['payments_queued'])} reimbursed "
+                          f"report(s) ({', '.join(summary['payments_queued'][:10])}"
+                          f"{', …' if len(summary['payments_queued']) > 10 else ''})"))
     if summary.get("waiting"):
         parts.extend(waiting_view(summary["waiting"], dry_run=summary["dry_run"]))
     return Group(*parts)

@@ -50,6 +50,7 @@ from mlconnector.services.stamping import (
     waiting_for_a_person,
 )
 from mlconnector.store import Store, pulls
+from mlconnector.store.payments import reimbursed_among, reports_to_watch
 from mlconnector.store.audit import AuditEvent
 from mlconnector.store.reports import (
     SaveOutcome,
@@ -65,6 +66,9 @@ INVALID_SETTING = "pull.invalid_reports"  # report ID -> reason, re-exported by 
 MAX_RETRY = 500  # bounds the retry job; the oldest IDs are kept (sorted), the rest wait their turn
 MAX_WINDOW_DAYS = 365  # Expensify refuses date ranges longer than a year
 STAMP_BATCH = 200
+# Posted reports read again per export job: ~13 characters each in reportIDList keeps the form small, and a
+# few hundred reports make a file of a few MB. Jobs are paced by the client like every other request.
+WATCH_BATCH = 500
 ACTOR = "pull"
 
 Progress = Callable[[str, int, "int | None"], None]
@@ -103,6 +107,8 @@ class PullSummary:
     invalid: list[InvalidReport] = field(default_factory=list)
     stamped: list[str] = field(default_factory=list)
     stamp_error: str | None = None
+    watched: list[str] = field(default_factory=list)  # posted reports read again (reimbursement, edits)
+    reimbursed: list[str] = field(default_factory=list)  # of those, the ones Expensify now shows reimbursed
 
     @property
     def stored_report_ids(self) -> list[str]:
@@ -119,7 +125,7 @@ class PullSummary:
         return {
             "new": len(self.new), "unchanged": len(self.unchanged), "changed": len(self.changed),
             "changed_after_posting": len(self.changed_after_posting), "invalid": len(self.invalid),
-            "stamped": len(self.stamped),
+            "stamped": len(self.stamped), "watched": len(self.watched), "reimbursed": len(self.reimbursed),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -130,7 +136,8 @@ class PullSummary:
             "new": self.new, "unchanged": self.unchanged, "changed": self.changed,
             "changed_after_posting": self.changed_after_posting,
             "invalid": [{"report_id": i.report_id, "reason": i.reason} for i in self.invalid],
-            "stamped": self.stamped, "stamp_error": self.stamp_error,
+            "stamped": self.stamped, "stamp_error": self.stamp_error, "watched": self.watched,
+            "reimbursed": self.reimbursed,
         }
 
     def _record(self, outcome: SaveOutcome, report_id: str) -> None:
@@ -222,6 +229,8 @@ def pull_reports(
         )
     retry = _invalid_to_retry(store)  # always loaded: a pull by ID or date must not forget the list
     jobs_retry = tuple(retry) if default_windows else ()
+    if not report_ids:
+        summary.watched = _to_watch(store, config)
     if dry_run:
         _run_exports(store, client, config, summary, report_ids, notify, retry=jobs_retry)
         return summary
@@ -231,6 +240,7 @@ def pull_reports(
             stamp_posted(store, client, settings.export_label, summary, notify)
         _run_exports(store, client, config, summary, report_ids, notify, retry=jobs_retry)
         _remember_invalid(store, summary, retry)
+        summary.reimbursed = reimbursed_among(store, summary.watched)
     except BaseException as exc:
         _fail_run(store, summary, exc)
         log.info("pull %s failed: %s", summary.pull_id, redact_text(str(exc)))
@@ -278,6 +288,21 @@ def _jobs(config: Config, summary: PullSummary, report_ids: tuple[str, ...] | li
         yield jobs.export_job(start_date=w.start, end_date=w.end, approved_after=w.approved_after, **common)
     if retry:
         yield jobs.export_job(report_ids=retry, report_states=e.report_states, test=summary.dry_run)
+    # Posted reports, stamped or not, read again by ID; Reimbursed always asked for, since that is what
+    # a bill payment waits for.
+    states = tuple(dict.fromkeys((*e.report_states, "REIMBURSED")))
+    for start in range(0, len(summary.watched), WATCH_BATCH):
+        yield jobs.export_job(report_ids=tuple(summary.watched[start:start + WATCH_BATCH]), report_states=states,
+                              test=summary.dry_run)
+
+
+def _to_watch(store: Store, config: Config) -> list[str]:
+    """Reports posted in the last ``expensify.watch_days`` that Expensify has not shown reimbursed yet."""
+    days = config.expensify.watch_days
+    if not days:
+        return []
+    since = (store.now() - dt.timedelta(days=days)).isoformat(timespec="milliseconds")
+    return reports_to_watch(store, since)
 
 
 def _run_exports(store: Store, client: ExpensifyClient, config: Config, summary: PullSummary,

@@ -15,6 +15,7 @@ from mlconnector.paths import Paths
 from mlconnector.store import Store, dashboard
 from mlconnector.store.company import company_file
 from mlconnector.store.ledger import all_duplicates
+from mlconnector.store.payments import payment_counts
 
 
 def collect_status(paths: Paths) -> dict[str, Any]:
@@ -33,6 +34,7 @@ def collect_status(paths: Paths) -> dict[str, Any]:
             config["problems"] = [str(p) for p in exc.problems]
     state: dict[str, Any] = {"path": str(paths.state_file), "exists": paths.state_file.exists()}
     counts = dict.fromkeys((s.value for s in PostingState), 0)
+    payments = {**counts, "paid_by_hand": 0}
     reports = {"queued": 0, "blocked": 0}
     reasons: list[dict[str, Any]] = []
     if state["exists"]:
@@ -40,6 +42,7 @@ def collect_status(paths: Paths) -> dict[str, Any]:
         try:
             state["schema_version"] = store.schema_version()
             counts = {s.value: n for s, n in store.posting_counts().items()}
+            payments = payment_counts(store)
             reports = report_counts(store)
             reasons = top_blocked_reasons(store)
             pulls = _pull_status(store)
@@ -53,7 +56,9 @@ def collect_status(paths: Paths) -> dict[str, Any]:
                      "blocked": _empty_list(), "failed": _empty_list(), "duplicates": _empty_list(),
                      "quickbooks_company": None}
     return {
-        "config": config, "state": state, "postings": counts, "log_dir": str(paths.log_dir),
+        # "postings" counts every transaction, bill payments included; "bill_payments" those alone, plus the
+        # reports whose bills QuickBooks showed paid by hand (no payment posted).
+        "config": config, "state": state, "postings": counts, "bill_payments": payments, "log_dir": str(paths.log_dir),
         "reports": reports, "blocked_reasons": reasons, **pulls, **dashboard,
     }
 

@@ -23,6 +23,17 @@ def reports_to_watch(store: Store, posted_since: str) -> list[str]:
         (PostingState.POSTED.value, posted_since))]
 
 
+def reimbursed_among(store: Store, report_ids: Sequence[str]) -> list[str]:
+    """Those of ``report_ids`` Expensify has shown reimbursed, in the order given."""
+    found: set[str] = set()
+    for start in range(0, len(report_ids), 500):
+        chunk = list(report_ids[start:start + 500])
+        marks = ",".join("?" for _ in chunk)
+        found |= {str(r[0]) for r in store.conn.execute(
+            f"SELECT r.report_id FROM reports r WHERE r.report_id IN ({marks}) AND {_REIMBURSED}", chunk)}
+    return [rid for rid in report_ids if rid in found]
+
+
 def reports_due_payment(store: Store, report_id: str | None = None) -> list[str]:
     """Reimbursed reports (not changed after posting) whose bills are all posted and that have no payment
     yet, nor bills found paid by hand (``report_id``: only that one, if it is)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mlconnector.models import PostingState
+from mlconnector.models import PostingMode, PostingState
 from mlconnector.store.db import Store
 
 
@@ -23,13 +23,16 @@ def finish_pull(store: Store, pull_id: int | None, result: str, summary_json: st
 
 
 def posted_not_stamped(store: Store) -> list[str]:
-    """Reports QuickBooks has accepted in full (every posting ``posted``) and not stamped yet."""
+    """Reports QuickBooks has accepted in full (every posting ``posted``) and not stamped yet.
+
+    A bill payment does not count: the report was exported once its expenses were in QuickBooks.
+    """
     return [str(row[0]) for row in store.conn.execute(
         "SELECT r.report_id FROM reports r WHERE r.exported_stamped_at IS NULL"
-        " AND EXISTS (SELECT 1 FROM postings p WHERE p.report_id = r.report_id)"
-        " AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.report_id = r.report_id AND p.state != ?)"
+        " AND EXISTS (SELECT 1 FROM postings p WHERE p.report_id = r.report_id AND p.mode != ?)"
+        " AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.report_id = r.report_id AND p.state != ? AND p.mode != ?)"
         " ORDER BY r.report_id",
-        (PostingState.POSTED.value,),
+        (PostingMode.BILL_PAYMENT.value, PostingState.POSTED.value, PostingMode.BILL_PAYMENT.value),
     )]
 
 
