@@ -21,7 +21,7 @@ from typing import Any
 
 from mlconnector.config import Config, QuickBooksConfig
 from mlconnector.errors import NotFoundError, RefusedError
-from mlconnector.models import Plan, PostingState
+from mlconnector.models import Plan, PostingMode, PostingState
 from mlconnector.plan import plan_report
 from mlconnector.services.queue import (
     PlanSummary,
@@ -107,7 +107,10 @@ def replay_report(
                 hint=f"wait for that session, then see mlconnector audit --report {report_id}",
             )
         posted = [r for r in records if r.state is S.POSTED]
-        failed = [r for r in records if r.state is S.FAILED]
+        # A bill payment waiting on its bills (blocked) goes back to the queue like a failed one: it is checked
+        # against QuickBooks again before it is written.
+        failed = [r for r in records if r.state is S.FAILED
+                  or (r.state is S.BLOCKED and r.mode is PostingMode.BILL_PAYMENT)]
         if posted and failed and not force:
             # Some parts are in QuickBooks and some were refused: the refused ones go again as planned
             # (the split cannot change now); the posted ones are left alone.
@@ -181,7 +184,7 @@ def _requeue_failed(store: Store, record: PostingRecord, actor: str, what: str) 
     previous = (f"QuickBooks {record.qb_status_code}: {record.qb_status_message}"
                 if record.qb_status_code is not None else record.reason or "")
     transition(
-        store, record.id, S.QUEUED, actor=actor, expect=S.FAILED, event=AuditEvent.REPLAYED,
+        store, record.id, S.QUEUED, actor=actor, expect=record.state, event=AuditEvent.REPLAYED,
         reason=None, qb_status_code=None, qb_status_message=None, request_id=None, message_set_id=None,
         detail={"what": what, "previous_failure": previous},
     )

@@ -26,6 +26,7 @@ AWKWARD: list[dict[str, Any]] = [
         "status": "Approved", "accountEmail": "ann.o'brien@example.com", "submitter": {"fullName": "Ann O'Brien"},
         "currency": "EUR", "total": 1234567, "policyID": "0810E551A5F2A9C2", "policyName": "Acme </script> \u2028",
         "created": "2026-03-01 10:00:00", "submitted": "2026-03-02 11:00:00", "approved": "2026-03-05 12:00:00",
+        "reimbursed": "2026-03-09 14:00:00", "isACHReimbursed": True,
         "transactionList": [
             {"transactionID": "6720309558248016", "created": "2026-03-01", "merchant": 'Café "Zürich" 🍕',
              "amount": 1234567, "modifiedAmount": 0, "currency": "EUR", "category": "Meals & Entertainment",
@@ -44,7 +45,7 @@ AWKWARD: list[dict[str, Any]] = [
     {"reportID": 1234567, "accountEmail": "bo@example.com", "total": "0", "transactionList": []},
     {"reportID": "R-missing-everything"},
     {"reportID": "R-dates", "accountEmail": "c@example.com", "created": dt.date(2026, 4, 1),
-     "approved": dt.date(2026, 4, 2), "total": 99,
+     "approved": dt.date(2026, 4, 2), "total": 99, "reimbursed": dt.date(2026, 4, 3), "isACHReimbursed": "false",
      "transactionList": [{"transactionID": "7", "created": "2026-04-01", "amount": "99", "reimbursable": True,
                           "billable": None}]},
 ]
@@ -87,6 +88,10 @@ def test_freemarker_output_parses_into_the_expected_reports(rendered: str) -> No
     assert isinstance(second, Report) and second.report_id == "1234567" and second.expenses == ()
     assert isinstance(third, InvalidReport) and "no submitter email" in third.reason
     assert isinstance(fourth, Report) and fourth.created == dt.date(2026, 4, 1)
+    # Reimbursement: a date (with or without a time) and ACH; a report never reimbursed has neither.
+    assert (first.reimbursed, first.ach_reimbursed, first.is_reimbursed) == (dt.date(2026, 3, 9), True, True)
+    assert (fourth.reimbursed, fourth.ach_reimbursed) == (dt.date(2026, 4, 3), False)
+    assert (second.reimbursed, second.ach_reimbursed, second.is_reimbursed) == (None, None, False)
 
 
 def test_the_simulators_emulation_matches_real_freemarker(rendered: str) -> None:
