@@ -80,7 +80,17 @@ def _invoke(*args: str) -> Any:
 
 def _check_sample_outcome(data: dict[str, Any]) -> None:
     """What every demo run must show, in either mode."""
-    txns = data["transactions"]
+    payments = [t for t in data["transactions"] if t["type"] == "Bill payment"]
+    txns = [t for t in data["transactions"] if t["type"] != "Bill payment"]
+    # The report Expensify had reimbursed: in bill mode its bill is paid from Checking in the same update.
+    reimbursed = [r.report_id for r in sample.SAMPLE if r.state == "REIMBURSED"]
+    if data["mode"] == "bill":
+        assert [p["report_id"] for p in payments] == reimbursed
+        assert all(Decimal(p["total"]) == SAMPLE_TOTALS[p["report_id"]] for p in payments)
+        assert all(p["accounts"] == [{"account": "paid from Checking", "amount": p["total"]}] for p in payments)
+        assert data["quickbooks"]["bill_payments"] == 1
+    else:
+        assert payments == []  # only bills are paid
     assert sorted(t["report_id"] for t in txns) == POSTED_IDS
     assert {t["report_id"]: Decimal(t["total"]) for t in txns} == {r: SAMPLE_TOTALS[r] for r in POSTED_IDS}
     assert all(Decimal(t["total"]) == Decimal(t["report_total"]) for t in txns)
@@ -103,7 +113,8 @@ def _check_sample_outcome(data: dict[str, Any]) -> None:
     runs = data["web_connector_runs"]
     assert runs[0]["stopped"] == "done" and runs[-1]["authenticate"] == "none"
     # The lists, then every write in one message: not one round trip per report.
-    assert runs[0]["round_trips"] == 2
+    # Then, in bill mode, the reimbursed report's bill is checked and paid.
+    assert runs[0]["round_trips"] == (4 if data["mode"] == "bill" else 2)
     events = [row["event"] for row in data["audit_trail"]["rows"]]
     assert data["audit_trail"]["report_id"] == sample.FEATURED_REPORT_ID
     for event in ("pulled", "queued", "requeried", "sent", "posted", "stamped_exported"):
@@ -123,7 +134,8 @@ def test_demo_json_has_every_part_and_totals_that_match_the_sample(mode: str, te
     assert data["mode"] == mode and data["kept"] is False
     _check_sample_outcome(data)
     kind = "Bill" if mode == "bill" else "Journal entry"
-    assert {t["type"] for t in data["transactions"]} == {kind, "Card charge"}
+    assert {t["type"] for t in data["transactions"]} == {kind, "Card charge"} | (
+        {"Bill payment"} if kind == "Bill" else set())
     counts = data["quickbooks"]
     assert (counts["bills"], counts["journal_entries"]) == ((4, 0) if mode == "bill" else (0, 4))
     refund = next(t for t in data["transactions"] if t["report_id"] == "R00Ps7Tb2eHc")
@@ -148,7 +160,8 @@ def test_demo_shows_transactions_the_blocked_report_the_audit_trail_and_how_to_g
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "Posted to QuickBooks: 4 bills" in out
-    assert len(set(re.findall(r"TxnID [0-9A-F]+-\d+", out))) == 5  # 4 bills and the card charge
+    assert len(set(re.findall(r"TxnID [0-9A-F]+-\d+", out))) == 6  # 4 bills, the card charge, a bill payment
+    assert "was already reimbursed in Expensify, so its bill was paid in the same update" in out
     for report_id in [*POSTED_IDS, sample.BLOCKED_REPORT_ID]:
         assert report_id in out
     assert "1,011.45" in out and "Meals and Entertainment" in out
@@ -159,7 +172,8 @@ def test_demo_shows_transactions_the_blocked_report_the_audit_trail_and_how_to_g
     assert re.search(r"Done in \d+\.\d s", out)
     for command in ("init", "map refresh", "map check", "pull", "qwc", "serve"):
         assert f"mlconnector {command}" in out
-    assert "4 × BillAddRq" in out and "CreditCardChargeAddRq" in out and "Posted 5, failed 0" in out
+    assert "4 × BillAddRq" in out and "CreditCardChargeAddRq" in out and "Posted 6, failed 0" in out
+    assert "BillPaymentCheckAddRq" in out
     assert _threads_left(before) == set()
     assert _demo_homes(temp_root) == []
 
@@ -185,20 +199,20 @@ def test_keep_keeps_a_home_whose_state_file_holds_the_postings(temp_root: Path) 
     assert "password_hash = \"scrypt$" in config_text
     store = Store.open(home / "state.db")
     try:
-        posted = {p.report_id: p.txn_id for p in postings_in(store, PostingState.POSTED)}
+        posted = {p.report_id: p.txn_id for p in postings_in(store, PostingState.POSTED) if p.part != 0}
         blocked = [p.report_id for p in postings_in(store, PostingState.BLOCKED)]
         stamped = sorted(r[0] for r in store.conn.execute(
             "SELECT report_id FROM reports WHERE exported_stamped_at IS NOT NULL"))
         assert store.audit.verify() is None
     finally:
         store.close()
-    assert posted == {t["report_id"]: t["txn_id"] for t in data["transactions"]}
+    assert posted == {t["report_id"]: t["txn_id"] for t in data["transactions"] if t["part"] != "payment"}
     assert blocked == [sample.BLOCKED_REPORT_ID]
     assert stamped == POSTED_IDS
     status = _invoke("--home", str(home), "status", "--json")
     assert status.exit_code == 0, status.output
     counts = json.loads(status.stdout)["postings"]
-    assert (counts["posted"], counts["blocked"]) == (5, 1)
+    assert (counts["posted"], counts["blocked"]) == (6, 1)  # 5 reports and one bill payment
 
 
 def test_keep_prints_the_home_and_how_to_inspect_it(temp_root: Path) -> None:
@@ -290,7 +304,7 @@ def test_python_m_mlconnector_demo_in_a_real_process(subprocess_env: dict[str, s
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert "Posted to QuickBooks: 4 bills" in proc.stdout
-    assert len(set(re.findall(r"TxnID [0-9A-F]+-\d+", proc.stdout))) == 5
+    assert len(set(re.findall(r"TxnID [0-9A-F]+-\d+", proc.stdout))) == 6
     assert "Team Offsite" in proc.stdout
     assert elapsed < 30, f"the demo took {elapsed:.1f} s"
     assert _demo_homes(temp_root) == []

@@ -47,6 +47,11 @@ def story_view(data: dict[str, Any]) -> RenderableType:
         else:
             what = "nothing to post"
         lines.append(Text(f"     run {run['run']}: {what} — \"{run['close_message'] or run['stopped']}\""))
+    for t in data["transactions"]:
+        if t["type"] == "Bill payment":
+            lines.append(Text(f"     Report {t['report_id']} was already reimbursed in Expensify, so its bill was paid "
+                              f"in the same update: bill payment {t['ref_number']} of {_amount(t['total'])} "
+                              f"{t['accounts'][0]['account']}, dated {t['txn_date']}."))
     stamped = second["stamped"]
     lines.append(Text.assemble(("4. ", "bold"), f"Pulled again: {_plural(len(stamped), 'posted report')} stamped as "
                                "exported in Expensify, so they are never exported twice."))
@@ -56,7 +61,8 @@ def story_view(data: dict[str, Any]) -> RenderableType:
 _KINDS = {"Bill": ("bill", "bills"), "Journal entry": ("journal entry", "journal entries"),
           "Check": ("check", "checks"), "Vendor credit": ("vendor credit", "vendor credits"),
           "Card charge": ("credit card charge", "credit card charges"),
-          "Card credit": ("credit card credit", "credit card credits")}
+          "Card credit": ("credit card credit", "credit card credits"),
+          "Bill payment": ("bill payment", "bill payments")}
 
 
 def _count_kind(n: int, kind: str) -> str:
@@ -82,7 +88,8 @@ def transactions_table(data: dict[str, Any]) -> RenderableType:
                   box=box.SIMPLE_HEAD, pad_edge=False, caption_justify="left", caption_style="dim",
                   caption=("Total: what the employee was paid by check" if data.get("mode") == "check" else
                            "Total: what the employee is owed (Accounts Payable)")
-                  + "; a card charge: what the company card paid. Accounts: where it was spent, refunds subtracted.")
+                  + "; a card charge: what the company card paid; a bill payment: what the bank paid the employee."
+                  " Accounts: where it was spent, refunds subtracted.")
     # IDs never wrap (a broken TxnID cannot be searched for); names and accounts wrap at spaces.
     table.add_column("Report, employee", no_wrap=True)
     table.add_column("QuickBooks transaction", no_wrap=True)

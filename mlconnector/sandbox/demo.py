@@ -220,6 +220,7 @@ def run_demo(
                 audit_trail=audit_trail(store, sample.FEATURED_REPORT_ID),
                 quickbooks={"company": quickbooks.company_name, "bills": len(quickbooks.bills()),
                             "journal_entries": len(quickbooks.journal_entries()),
+                            "bill_payments": len(quickbooks.bill_payments()),
                             "requests": len(quickbooks.requests)},
             )
             begin("stop", "Stopping the servers")
@@ -259,8 +260,10 @@ def _write_home(home: Path, expensify: ExpensifySimulator, password: str, mode: 
     written = load_config(paths.config_file, environ={})
     start = today - dt.timedelta(days=sample.START_DAYS_AGO)
     # Company-card expenses post as credit-card charges, one per expense, as Expensify's own connector does.
+    # A report Expensify reimbursed gets its bill paid from Checking (bill_payment_account).
     quickbooks = replace(written.quickbooks, non_reimbursable=NonReimbursablePolicy.CREDIT_CARD,
-                         card_account=sample.CARD_ACCOUNT)
+                         card_account=sample.CARD_ACCOUNT,
+                         bill_payment_account="Checking" if mode is ReimbursableMode.BILL else "")
     write_config(paths.config_file, replace(written, expensify=replace(written.expensify, start_date=start),
                                             quickbooks=quickbooks))
     return load_config(paths.config_file, environ={})

@@ -77,7 +77,8 @@ def _accounts(txn: Txn, credit_account: str) -> list[dict[str, str]]:
 
 # How each QuickBooks transaction kind is called on screen (and in --json).
 _TYPE_NAMES = {"Bill": "Bill", "JournalEntry": "Journal entry", "Check": "Check", "VendorCredit": "Vendor credit",
-               "CreditCardCharge": "Card charge", "CreditCardCredit": "Card credit"}
+               "CreditCardCharge": "Card charge", "CreditCardCredit": "Card credit",
+               "BillPaymentCheck": "Bill payment"}
 
 
 def _owed(txn: Txn, credit_account: str) -> Decimal:
@@ -104,17 +105,21 @@ def transactions(store: Store, quickbooks: QuickBooksSimulator) -> list[dict[str
             raise DemoError(f"QuickBooks has no transaction {record.txn_id} for report {record.report_id}")
         report = load_report(store, record.report_id)
         posting = record.posting
+        paid = txn.kind == "BillPaymentCheck"  # its bank account pays the bills; no expense lines of its own
         out.append({
-            "report_id": record.report_id, "part": f"{record.part}/{record.part_count}",
+            "report_id": record.report_id, "part": "payment" if paid else f"{record.part}/{record.part_count}",
             "employee": report.submitter_name, "email": report.submitter_email, "vendor": posting.vendor,
             "type": _TYPE_NAMES.get(txn.kind, txn.kind), "ref_number": txn.ref_number,
             "txn_id": txn.txn_id, "edit_sequence": record.edit_sequence, "txn_date": txn.txn_date,
             "total": _money(_owed(txn, posting.account)), "report_total": _money(report.total),
-            "credit_account": posting.account, "accounts": _accounts(txn, posting.account),
+            "credit_account": posting.account,
+            "accounts": ([{"account": f"paid from {txn.bank_account}", "amount": _money(txn.total)}] if paid
+                         else _accounts(txn, posting.account)),
             "lines": [_line_dict(line, posting.account) for line in txn.lines],
         })
     order = {r.report_id: n for n, r in enumerate(sample.SAMPLE)}
-    return sorted(out, key=lambda t: (order.get(t["report_id"], len(order)), t["part"]))
+    # A report's payment after its bills ("payment" sorts after the "N/M" parts).
+    return sorted(out, key=lambda t: (order.get(t["report_id"], len(order)), t["part"] == "payment", t["part"]))
 
 
 def blocked(store: Store, config: Config, today: dt.date) -> list[dict[str, Any]]:

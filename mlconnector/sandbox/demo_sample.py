@@ -130,6 +130,9 @@ def expensify_report(report: SampleReport, today: dt.date) -> dict[str, Any]:
         "total": report.total_cents, "policyID": POLICY_ID, "policyName": POLICY_NAME,
         "created": _stamp(created, "09:12:44"), "submitted": _stamp(submitted, "17:03:10"),
         "approved": _stamp(submitted + dt.timedelta(days=2), "10:41:27"), "transactionList": items,
+        # Reimbursed by ACH the day after approval: with bill_payment_account set its bill is paid in QuickBooks.
+        **({"reimbursed": _stamp(submitted + dt.timedelta(days=3), "08:30:00"), "isACHReimbursed": True}
+           if report.state == "REIMBURSED" else {}),
     }
 
 
