@@ -16,7 +16,7 @@ from mlconnector.config import Config
 from mlconnector.models import PostingMode, PostingState
 from mlconnector.plan.bill_payment import PostedBill, bills_to_pay, plan_payment
 from mlconnector.store import Store
-from mlconnector.store.payments import reports_due_payment
+from mlconnector.store.payments import payment_settled, reports_due_payment
 from mlconnector.store.postings import add_posting, postings_for_report
 from mlconnector.store.reports import load_report, stored_fingerprint
 
@@ -45,13 +45,14 @@ def queue_payments(store: Store, config: Config, *, today: dt.date, actor: str) 
             payment = plan_payment(report, bills_to_pay(report, bills), bank_account=bank, posting_day=today)
         except ValueError as exc:
             log.warning("no bill payment for report %s: %s", report_id, exc)
-            continue
-        if payment is None:
-            continue  # only company-card bills, owed to the card issuer: Expensify reimbursed nothing of them
+            payment = None
         with store.atomic():
             if not reports_due_payment(store, report_id):
                 continue  # a pull and a Web Connector session got here at once: the other one queued it
-            add_posting(store, payment, state=PostingState.QUEUED,
-                        report_fingerprint=stored_fingerprint(store, report_id) or "", actor=actor)
-        queued.append(report_id)
+            if payment is not None:
+                add_posting(store, payment, state=PostingState.QUEUED,
+                            report_fingerprint=stored_fingerprint(store, report_id) or "", actor=actor)
+                queued.append(report_id)
+            # Queued, or nothing to pay (only company-card bills, owed to the card issuer): not looked for again.
+            payment_settled(store, report_id)
     return queued

@@ -308,6 +308,10 @@ ALTER TABLE reports ADD COLUMN report_fields TEXT NOT NULL DEFAULT '';
 REIMBURSEMENTS = """
 ALTER TABLE reports ADD COLUMN reimbursed TEXT;
 ALTER TABLE reports ADD COLUMN ach_reimbursed INTEGER;
+-- 1 from the pull that sees a report reimbursed until its payment is queued (or found paid, or not needed):
+-- what every Web Connector call asks about, through a small index, not a scan of every report.
+ALTER TABLE reports ADD COLUMN payment_pending INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX reports_payment_pending ON reports(report_id) WHERE payment_pending = 1;
 CREATE TABLE bills_paid_by_hand (
     report_id TEXT PRIMARY KEY REFERENCES reports(report_id),
     bills TEXT NOT NULL,             -- JSON: each bill part's TxnID, RefNumber, total and open amount seen

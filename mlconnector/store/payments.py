@@ -19,7 +19,7 @@ def reports_to_watch(store: Store, posted_since: str) -> list[str]:
     Expensify has not shown reimbursed yet, by report ID: what a pull reads again."""
     return [str(r[0]) for r in store.conn.execute(
         f"SELECT r.report_id FROM reports r WHERE NOT {_REIMBURSED} AND EXISTS (SELECT 1 FROM postings p"
-        " WHERE p.report_id = r.report_id AND p.state = ? AND p.updated_at >= ?) ORDER BY r.report_id",
+        " WHERE p.report_id = r.report_id AND +p.state = ? AND p.updated_at >= ?) ORDER BY r.report_id",
         (PostingState.POSTED.value, posted_since))]
 
 
@@ -40,24 +40,33 @@ def reports_due_payment(store: Store, report_id: str | None = None) -> list[str]
     bill, payment = PostingMode.BILL.value, PostingMode.BILL_PAYMENT.value
     only = " AND r.report_id = ?" if report_id is not None else ""
     return [str(r[0]) for r in store.conn.execute(
-        f"SELECT r.report_id FROM reports r WHERE {_REIMBURSED} AND r.changed_after_posting = 0{only}"
-        " AND EXISTS (SELECT 1 FROM postings p WHERE p.report_id = r.report_id AND p.mode = ? AND p.state = ?)"
+        f"SELECT r.report_id FROM reports r WHERE r.payment_pending = 1 AND {_REIMBURSED}"
+        f" AND r.changed_after_posting = 0{only}"
+        # "+p.state": look the report's few postings up by report ID, not every posted posting by state.
+        " AND EXISTS (SELECT 1 FROM postings p WHERE p.report_id = r.report_id AND p.mode = ? AND +p.state = ?)"
         " AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.report_id = r.report_id"
-        "  AND ((p.mode = ? AND p.state != ?) OR p.mode = ?))"
+        "  AND ((p.mode = ? AND +p.state != ?) OR p.mode = ?))"
         " AND NOT EXISTS (SELECT 1 FROM bills_paid_by_hand h WHERE h.report_id = r.report_id)"
         " ORDER BY r.report_id",
         (*((report_id,) if report_id is not None else ()), bill, PostingState.POSTED.value, bill,
          PostingState.POSTED.value, payment))]
 
 
+def payment_settled(store: Store, report_id: str) -> None:
+    """The report's payment is queued, or found paid, or not needed: it is no longer looked for."""
+    store.conn.execute("UPDATE reports SET payment_pending = 0 WHERE report_id = ?", (report_id,))
+
+
 def payments_to_check(store: Store, ticket: str) -> list[int]:
     """Payments queued, or blocked by an earlier check, that no check of this session has named yet, by id."""
+    # By state first: the index on it keeps this cheap however many postings the books hold.
     return [int(r[0]) for r in store.conn.execute(
-        "SELECT p.id FROM postings p WHERE p.mode = ? AND p.body IS NOT NULL"
-        " AND (p.state = ? OR (p.state = ? AND p.reason LIKE 'QuickBooks check:%'))"
+        "SELECT p.id FROM postings p WHERE p.state IN (?, ?) AND p.mode = ? AND p.body IS NOT NULL"
+        " AND (p.state = ? OR p.reason LIKE 'QuickBooks check:%')"
         " AND NOT EXISTS (SELECT 1 FROM qbxml_message_items i JOIN qbxml_messages m ON m.id = i.message_id"
         "  WHERE i.posting_id = p.id AND m.ticket = ? AND m.kind = 'payment_check') ORDER BY p.id",
-        (PostingMode.BILL_PAYMENT.value, PostingState.QUEUED.value, PostingState.BLOCKED.value, ticket))]
+        (PostingState.QUEUED.value, PostingState.BLOCKED.value, PostingMode.BILL_PAYMENT.value,
+         PostingState.QUEUED.value, ticket))]
 
 
 def record_paid_by_hand(store: Store, report_id: str, posting_id: int, bills: Sequence[Mapping[str, Any]], *,
@@ -70,6 +79,7 @@ def record_paid_by_hand(store: Store, report_id: str, posting_id: int, bills: Se
         store.conn.execute(
             "INSERT OR REPLACE INTO bills_paid_by_hand (report_id, bills, found_at) VALUES (?, ?, ?)",
             (report_id, json.dumps(list(bills), sort_keys=True), store.timestamp()))
+        payment_settled(store, report_id)
         store.conn.execute("DELETE FROM postings WHERE id = ? AND state IN (?, ?)",
                            (posting_id, PostingState.QUEUED.value, PostingState.BLOCKED.value))
         store.audit.append(AuditEvent.PAID_IN_QUICKBOOKS, actor=actor, report_id=report_id, posting_id=posting_id,

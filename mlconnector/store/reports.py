@@ -101,9 +101,10 @@ def save_report(store: Store, report: Report, *, actor: str = "pull") -> SaveOut
             store.conn.execute(
                 "INSERT INTO reports (name, submitter_email, submitter_name, status, currency, total_cents,"
                 " policy_id, policy_name, created, submitted, approved, fingerprint, report_fields, report_id,"
-                " first_pulled_at, last_pulled_at, reimbursed, ach_reimbursed)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*_report_values(report), report.report_id, now, now, *_reimbursement(report)),
+                " first_pulled_at, last_pulled_at, reimbursed, ach_reimbursed, payment_pending)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*_report_values(report), report.report_id, now, now, *_reimbursement(report),
+                 int(report.is_reimbursed)),
             )
             _insert_expenses(store, report)
             store.audit.append(
@@ -118,6 +119,7 @@ def save_report(store: Store, report: Report, *, actor: str = "pull") -> SaveOut
             "UPDATE reports SET last_pulled_at = ?, status = ?, reimbursed = ?, ach_reimbursed = ? WHERE report_id = ?",
             (now, report.status, *_reimbursement(report), report.report_id))
         if report.is_reimbursed and not (str(old_status).casefold() == "reimbursed" or old_reimbursed):
+            store.conn.execute("UPDATE reports SET payment_pending = 1 WHERE report_id = ?", (report.report_id,))
             store.audit.append(AuditEvent.REIMBURSED, actor=actor, report_id=report.report_id, detail={
                 "reimbursed": _date(report.reimbursed), "ach": report.ach_reimbursed, "status": report.status})
         if fingerprint == old_fingerprint:
