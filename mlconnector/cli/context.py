@@ -39,10 +39,19 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+# Output that is not a terminal (a pipe, a file, Task Scheduler's log) is as wide as its content: a table
+# never cuts or wraps a report ID, an e-mail or a fix, so `mlconnector audit | grep ID` finds it whole.
+PIPE_WIDTH = 100_000
+
+
 def console(stderr: bool = False) -> Console:
+    import sys
+
     from rich.console import Console
 
-    return Console(stderr=stderr, soft_wrap=True, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    interactive = bool(getattr(stream, "isatty", lambda: False)())
+    return Console(stderr=stderr, soft_wrap=True, highlight=False, width=None if interactive else PIPE_WIDTH)
 
 
 def exit_code_for(exc: MlConnectorError) -> ExitCode:
