@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import json
 import os
 from pathlib import Path
@@ -82,12 +84,46 @@ def test_init_rejects_a_bad_mode_in_one_line(runner: CliRunner) -> None:
 
 
 def test_init_interactive_prompts_and_hides_secrets(runner: CliRunner, home: Path) -> None:
-    answers = "aa_acme_com\nexp-secret-value\nqbuser\nPw123456\nPw123456\nbill\n"
+    answers = "aa_acme_com\nexp-secret-value\nqbuser\nPw123456\nPw123456\nbill\n\n"
     result = runner.invoke(app, ["init"], input=answers)
     assert result.exit_code == 0, result.output
     assert "exp-secret-value" not in result.output and "Pw123456" not in result.output
     text = (home / "config.toml").read_text()
     assert 'username = "qbuser"' in text and 'partner_user_secret = "exp-secret-value"' in text
+    assert "start_date = " in text
+
+
+def test_interactive_init_says_what_is_needed_and_asks_a_mistyped_answer_again(
+    runner: CliRunner, home: Path
+) -> None:
+    # A one-character password, then a typo in the mode, then a bad day: each asked again, nothing retyped.
+    answers = "aa_acme_com\nexp-secret-value\nqbuser\nx\nx\nPw123456\nPw123456\ncheque\njournal\n2026-13-01\n2026-02-01\n"
+    result = runner.invoke(app, ["--home", str(home), "init"], input=answers)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Setting up ml-connector. You will need:")
+    assert "use 8 characters or more; try again." in result.output
+    assert "answer bill, check or journal; try again." in result.output
+    assert "write the day as YYYY-MM-DD" in result.output
+    text = (home / "config.toml").read_text()
+    assert 'mode = "journal"' in text and 'start_date = "2026-02-01"' in text
+    assert f"Next: mlconnector --home {home} check" in result.output
+
+
+def test_non_interactive_init_keeps_the_secret_in_the_environment_and_sets_a_start_date(
+    runner: CliRunner, home: Path
+) -> None:
+    result = runner.invoke(app, ["init", "--non-interactive", "--expensify-user", "aa"],
+                           env={"MLCONNECTOR_QBWC_PASSWORD": "Pw123456", "MLCONNECTOR_EXPENSIFY_SECRET": "s3cr3t-env"})
+    assert result.exit_code == 0, result.output
+    text = (home / "config.toml").read_text()
+    assert "s3cr3t-env" not in text
+    first_of_last_month = (dt.date.today().replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+    assert f'start_date = "{first_of_last_month.isoformat()}"' in text
+    assert f"The first pull exports reports from {first_of_last_month.isoformat()}" in result.output
+    assert "Expensify credentials are not set yet" not in result.output
+    explicit = runner.invoke(app, ["init", "--non-interactive", "--force", "--start-date", "2026-03-01"],
+                             env={"MLCONNECTOR_QBWC_PASSWORD": "Pw123456"})
+    assert explicit.exit_code == 0 and 'start_date = "2026-03-01"' in (home / "config.toml").read_text()
 
 
 def test_status_json_reports_config_state_and_zero_counts(runner: CliRunner, home: Path) -> None:

@@ -170,3 +170,12 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
+
+
+def home_args(ctx: typer.Context) -> str:
+    """`` --home DIR`` / `` --config FILE`` as given to this command, for the commands it suggests next."""
+    import shlex
+
+    params = ctx.find_root().params
+    parts = [f" --{name} {shlex.quote(str(params[name]))}" for name in ("home", "config") if params.get(name)]
+    return "".join(parts)

@@ -5,6 +5,7 @@ Folders init creates are 0700 and the state file 0600 on POSIX (see paths.py).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -35,6 +36,16 @@ class InitValues:
     qbwc_password: str | None = None
     mode: str | None = None
     check_account: str | None = None
+    start_date: dt.date | None = None  # the first pull's start; None: keep it, or the previous month's first day
+
+
+MIN_PASSWORD = 8  # the Web Connector password guards the QuickBooks company file
+
+
+def default_start_date(today: dt.date) -> dt.date:
+    """The first day of the previous month: a first pull that catches last month's close and this month."""
+    first = today.replace(day=1)
+    return (first - dt.timedelta(days=1)).replace(day=1)
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,7 @@ class InitResult:
     state_file: Path
     schema_version: str
     has_expensify_credentials: bool
+    start_date: dt.date | None = None
 
 
 def _existing(paths: Paths) -> Config:
@@ -58,7 +70,7 @@ def _existing(paths: Paths) -> Config:
         raise ConfigError(exc.problems, source=exc.source) from None
 
 
-def build_config(base: Config, values: InitValues) -> Config:
+def build_config(base: Config, values: InitValues, today: dt.date | None = None) -> Config:
     """Apply the init values to a base config, validating each one.
 
     Raises:
@@ -91,25 +103,28 @@ def build_config(base: Config, values: InitValues) -> Config:
     if problems:
         raise ConfigError(problems)
     secret = Secret(values.expensify_secret) if values.expensify_secret else base.expensify.partner_user_secret
+    # Without a start date the first scheduled pull would fail every day (nothing records a last pull yet).
+    start = values.start_date or base.expensify.start_date or default_start_date(today or dt.date.today())
     expensify: ExpensifyConfig = replace(
         base.expensify,
         partner_user_id=(values.expensify_user or base.expensify.partner_user_id).strip(),
         partner_user_secret=secret,
         url=url,
+        start_date=start,
     )
     qbwc: QbwcConfig = replace(base.qbwc, username=username, password_hash=password_hash)
     quickbooks = replace(base.quickbooks, mode=mode, check_account=check_account)
     return replace(base, expensify=expensify, quickbooks=quickbooks, qbwc=qbwc)
 
 
-def initialize(paths: Paths, values: InitValues) -> InitResult:
+def initialize(paths: Paths, values: InitValues, *, today: dt.date | None = None) -> InitResult:
     """Write config.toml and create (or migrate) the state file, recording it in the audit log.
 
     Raises:
         ConfigError: a value is invalid or the password is missing.
         StoreError: the state file cannot be created.
     """
-    config = build_config(_existing(paths), values)
+    config = build_config(_existing(paths), values, today)
     make_private_dir(paths.config_file.parent)  # a folder init creates is the owner's only (POSIX)
     write_config(paths.config_file, config)
     store = Store.open(paths.state_file)
@@ -132,4 +147,5 @@ def initialize(paths: Paths, values: InitValues) -> InitResult:
         state_file=paths.state_file,
         schema_version=version,
         has_expensify_credentials=bool(config.expensify.partner_user_id and config.expensify.partner_user_secret),
+        start_date=config.expensify.start_date,
     )

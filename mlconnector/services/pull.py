@@ -219,7 +219,7 @@ def pull_reports(
     summary = PullSummary(dry_run=dry_run)
     today = store.now().date()
     last = store.get_setting(LAST_PULL_SETTING)
-    default_windows = not (since or until or report_ids)
+    default_windows = not (since or until or report_ids)  # only these also retry earlier invalid reports
     if report_ids:
         summary.windows = [ExportWindow()]
     else:
@@ -245,7 +245,8 @@ def pull_reports(
         _fail_run(store, summary, exc)
         log.info("pull %s failed: %s", summary.pull_id, redact_text(str(exc)))
         raise
-    _finish_run(store, summary, today if default_windows else None)
+    # Any pull that covered a window (plain, or --since/--until) moves the start of the next plain pull.
+    _finish_run(store, summary, _covered_until(summary, today))
     log.info("pull %s finished (%s): %s", summary.pull_id, summary.result, summary.counts())
     return summary
 
@@ -394,11 +395,18 @@ def _start_run(store: Store, summary: PullSummary, report_ids: tuple[str, ...] |
     return pull_id
 
 
+def _covered_until(summary: PullSummary, today: dt.date) -> dt.date | None:
+    """The last day this pull exported through (None for a pull by report ID, which covers no window)."""
+    ends = [w.end or today for w in summary.windows if w.start or w.end or w.approved_after]
+    return max(ends) if ends else None
+
+
 def _finish_run(store: Store, summary: PullSummary, anchor: dt.date | None) -> None:
     counts = summary.counts()
     with store.atomic():
         pulls.finish_pull(store, summary.pull_id, summary.result, json.dumps(summary.as_dict(), sort_keys=True))
-        if anchor is not None:
+        last = store.get_setting(LAST_PULL_SETTING)
+        if anchor is not None and (last is None or anchor.isoformat() > last):
             store.set_setting(LAST_PULL_SETTING, anchor.isoformat())
         store.audit.append(AuditEvent.PULL_FINISHED, actor=ACTOR,
                            detail={"pull_id": summary.pull_id, "result": summary.result, **counts})

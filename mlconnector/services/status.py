@@ -12,21 +12,29 @@ from mlconnector.config import load_config
 from mlconnector.errors import ConfigError
 from mlconnector.models import PostingState
 from mlconnector.paths import Paths
+from mlconnector.services.pull import LAST_PULL_SETTING
 from mlconnector.store import Store, dashboard
 from mlconnector.store.company import company_file
 from mlconnector.store.ledger import all_duplicates
 from mlconnector.store.payments import payment_counts
 
 
+# Without it (and before any pull succeeded) the plain `pull` a schedule runs fails every day.
+START_DATE_PROBLEM = ("expensify.start_date: missing, and no pull has succeeded yet, so a plain `mlconnector pull` "
+                      "fails (set it in config.toml, or run mlconnector init --force --start-date YYYY-MM-DD)")
+
+
 def collect_status(paths: Paths) -> dict[str, Any]:
     """Config, state file and posting counts. Never creates files; never includes a secret."""
     config: dict[str, Any] = {"path": str(paths.config_file), "found": paths.config_file.exists(), "problems": []}
     takeover = dt.timedelta(minutes=10)
+    start_missing = False
     if config["found"]:
         try:
             loaded = load_config(paths.config_file)
             takeover = dt.timedelta(minutes=loaded.qbwc.takeover_after_minutes)
             config["mode"] = loaded.quickbooks.mode.value
+            start_missing = loaded.expensify.start_date is None
             config["expensify_credentials"] = bool(
                 loaded.expensify.partner_user_id and loaded.expensify.partner_user_secret
             )
@@ -42,6 +50,8 @@ def collect_status(paths: Paths) -> dict[str, Any]:
         try:
             state["schema_version"] = store.schema_version()
             counts = {s.value: n for s, n in store.posting_counts().items()}
+            if start_missing and store.get_setting(LAST_PULL_SETTING) is None:
+                config["problems"].append(START_DATE_PROBLEM)
             payments = payment_counts(store)
             reports = report_counts(store)
             reasons = top_blocked_reasons(store)
