@@ -107,7 +107,6 @@ def test_an_unknown_event_exits_1_and_lists_the_valid_ones(cli: CliRunner) -> No
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--since", "03/05/2026"], "Error: --since '03/05/2026' is not a date — use YYYY-MM-DD"),
         (["--format", "xml"], "Error: unknown format 'xml' — use --format table, json or csv"),
         (["--limit", "-1"], "Error: --limit -1 is negative"),
     ],
@@ -115,6 +114,17 @@ def test_an_unknown_event_exits_1_and_lists_the_valid_ones(cli: CliRunner) -> No
 def test_bad_audit_options_exit_1_in_one_line(cli: CliRunner, args: list[str], message: str) -> None:
     result = cli.invoke(app, ["audit", *args])
     assert result.exit_code == 1 and result.output.startswith(message) and result.output.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", [["audit", "--since"], ["pull", "--since"], ["pull", "--until"],
+                                     ["init", "--non-interactive", "--start-date"]])
+def test_a_bad_date_is_a_usage_error_exit_2_naming_the_format_in_every_command(
+    cli: CliRunner, command: list[str]
+) -> None:
+    result = cli.invoke(app, [*command, "03/05/2026"])
+    assert result.exit_code == 2, result.output
+    assert "'03/05/2026' is not a day: write the day as YYYY-MM-DD, e.g. 2026-01-31" in result.output
+    assert "%Y" not in result.output
 
 
 def test_audit_before_init_says_what_to_do_and_creates_nothing(home: Path) -> None:

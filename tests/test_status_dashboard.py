@@ -24,7 +24,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 # The keys of `status --json`: scripts depend on them, so they may be added to but never renamed.
 STATUS_KEYS = {
-    "config", "state", "postings", "log_dir", "reports", "blocked_reasons", "last_pull", "changed_after_posting",
+    "home", "config", "state", "postings", "log_dir", "reports", "blocked_reasons", "last_pull", "changed_after_posting",
     "last_qbwc_contact", "qbwc_session", "blocked", "failed", "duplicates", "quickbooks_company", "bill_payments",
 }
 SESSION_KEYS = {"state", "started_at", "last_seen_at", "closed_at", "last_error", "awaiting_answer", "busy_until"}
@@ -92,9 +92,14 @@ def test_status_shows_last_contact_and_the_blocked_and_failed_reports_with_reaso
     assert (item["report_id"], item["part"], item["qb_status_code"]) == ("R2", 1, 3140)
     (blocked,) = data["blocked"]["items"]  # type: ignore[index]
     assert blocked["report_id"] == "R3" and "bob@example.com" in blocked["reason"]
-    result = cli.invoke(app, ["status"], env={"COLUMNS": "200"})
+    result = cli.invoke(app, ["--utc", "status"], env={"COLUMNS": "200"})
     assert "tkt-secret" not in result.output and "tkt-secret" not in json.dumps(data)
     assert "Web Connector: last login 2026-04-01 08:00:00 UTC; newest session closed" in result.output
+    # By default local time with its zone, in the same one format.
+    local = cli.invoke(app, ["status"], env={"COLUMNS": "200"}).output
+    when = dt.datetime(2026, 4, 1, 8, tzinfo=dt.timezone.utc).astimezone()
+    assert f"last login {when:%Y-%m-%d %H:%M:%S} " in local
+    assert re.search(r"last login \d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d\d:\d\d;", local)
     assert "3140: There is an invalid reference" in result.output and "R3" in result.output
 
 

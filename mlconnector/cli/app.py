@@ -29,9 +29,11 @@ from mlconnector.paths import resolve_paths
 
 app = typer.Typer(
     name="mlconnector",
-    help="Post approved Expensify expense reports into QuickBooks Desktop.",
+    help="Post approved Expensify expense reports into QuickBooks Desktop.\n\n"
+         "New here? `mlconnector demo` shows the whole flow offline in about a second; then `mlconnector init`.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish and PowerShell
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -47,37 +49,44 @@ def _version_callback(value: bool) -> None:
 def _main(
     ctx: typer.Context,
     home: Annotated[
-        Path | None, typer.Option("--home", help="Folder holding config.toml, state.db and logs/ [env: MLCONNECTOR_HOME].")
+        Path | None, typer.Option("--home", metavar="DIR", help="Folder holding config.toml, state.db and logs/ [env: MLCONNECTOR_HOME].")
     ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", help="Path of config.toml [env: MLCONNECTOR_CONFIG].")
+        Path | None, typer.Option("--config", metavar="FILE", help="Path of config.toml [env: MLCONNECTOR_CONFIG].")
     ] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="Log to the console too (-vv: debug).")] = 0,
+    utc: Annotated[bool, typer.Option("--utc", help="Show times in UTC instead of local time.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
     """Post approved Expensify expense reports into QuickBooks Desktop."""
+    from mlconnector.cli.times import use_utc
     from mlconnector.services.logs import setup_logging
 
+    use_utc(utc)
     paths = resolve_paths(home, config)
-    # demo logs into its own temporary home: it must not create or write anything of the user's.
-    setup_logging(None if ctx.invoked_subcommand == "demo" else paths.log_dir, verbose=verbose)
+    # demo logs into its own temporary home: it must not create or write anything of the user's. Nor does
+    # any command but init create a home that is not there (a mistyped --home must not become a new one).
+    creates_home = ctx.invoked_subcommand == "init" or paths.home.is_dir()
+    log_dir = paths.log_dir if creates_home and ctx.invoked_subcommand != "demo" else None
+    setup_logging(log_dir, verbose=verbose)
     context = AppContext(paths=paths, verbose=verbose)
     ctx.obj = context
     ctx.call_on_close(context.close)
 
 
-# The order people meet the commands in (it is the order of `mlconnector --help`).
+# The order people meet the commands in (it is the order of `mlconnector --help`): try it, set it up, map,
+# pull, connect the Web Connector, then the everyday ones.
+app.command()(demo)
 app.command()(init)
+app.add_typer(map_app, name="map")
+app.command()(pull)
+app.command()(qwc)
+app.command()(serve)
 app.command()(status)
 app.add_typer(audit_app, name="audit")
 app.command()(replay)
-app.add_typer(map_app, name="map")
-app.command()(serve)
-app.command()(qwc)
-app.command()(pull)
-app.command()(demo)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from mlconnector.cli.context import (
     console,
     existing_store,
     handle_errors,
+    valid_moment,
 )
 
 log = logging.getLogger("mlconnector.cli")
@@ -30,12 +31,14 @@ def audit(
     ctx: typer.Context,
     report: Annotated[str | None, typer.Option("--report", metavar="ID", help="Only this report's timeline.")] = None,
     since: Annotated[
-        str | None, typer.Option("--since", metavar="DATE", help="From this day (YYYY-MM-DD) or ISO date-time, UTC.")
+        str | None, typer.Option("--since", metavar="YYYY-MM-DD", callback=valid_moment,
+                                 help="From this day, or an ISO date-time (UTC unless it names a zone).")
     ] = None,
     event: Annotated[
         str | None, typer.Option("--event", metavar="E", help="Only this event, e.g. failed, blocked, posted.")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", metavar="table|json|csv", help="Output format.")] = "table",
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="table, json or csv.")] = "table",
+    as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
     limit: Annotated[
         int | None,
         typer.Option("--limit", metavar="N", help="The newest N rows; 0 for all (table default: 200, or all for --report)."),
@@ -43,14 +46,15 @@ def audit(
 ) -> None:
     """Show the audit trail, oldest first: pulls, plans, sends, QuickBooks answers, replays, mapping changes.
 
-    Times are UTC. An unknown --event or --format exits 1 and lists the valid values.
+    Times are local with their zone (--utc: UTC); JSON and CSV keep ISO 8601 UTC. --since is UTC unless it
+    names a zone. An unknown --event or --format exits 1 and lists the valid values.
     """
     if ctx.invoked_subcommand is not None:
         return
     from mlconnector.services import audit as audit_trail
 
     store = existing_store(app_context(ctx))
-    chosen = audit_trail.parse_format(fmt)
+    chosen = "json" if as_json else audit_trail.parse_format(fmt)
     listing = audit_trail.list_audit(
         store, report_id=report, since=audit_trail.parse_since(since) if since else None,
         event=audit_trail.parse_event(event, store.audit.events()) if event else None,

@@ -16,6 +16,8 @@ from mlconnector.errors import ConfigError, ExpensifyError, MlConnectorError
 from mlconnector.paths import Paths
 
 if TYPE_CHECKING:
+    from datetime import date as dt_date
+
     from rich.console import Console
 
     from mlconnector.config import Config
@@ -179,3 +181,39 @@ def home_args(ctx: typer.Context) -> str:
     params = ctx.find_root().params
     parts = [f" --{name} {shlex.quote(str(params[name]))}" for name in ("home", "config") if params.get(name)]
     return "".join(parts)
+
+
+DAY_HINT = "write the day as YYYY-MM-DD, e.g. 2026-01-31"
+
+
+def valid_day(value: str | None) -> str | None:
+    """Option callback: a day as YYYY-MM-DD, else a usage error (exit 2) saying the format."""
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a day: {DAY_HINT}") from None
+    return value.strip()
+
+
+def valid_moment(value: str | None) -> str | None:
+    """Option callback: a day, or an ISO date-time (e.g. 2026-03-01T09:30), else a usage error (exit 2)."""
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a day: {DAY_HINT}, or a time like 2026-03-01T09:30") from None
+    return value.strip()
+
+
+def day(value: str | None) -> dt_date | None:
+    """The day of an option :func:`valid_day` accepted."""
+    import datetime as dt
+
+    return dt.date.fromisoformat(value) if value else None

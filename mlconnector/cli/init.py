@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlconnector.cli.context import app_context, console, handle_errors, home_args
+from mlconnector.cli.context import app_context, console, day, handle_errors, home_args, valid_day
 from mlconnector.errors import RefusedError
 from mlconnector.paths import ENV_EXPENSIFY_SECRET, ENV_QBWC_PASSWORD
 
@@ -52,8 +52,8 @@ def init(
                                  help="With --mode check: the bank account checks are written from.")
     ] = None,
     start_date: Annotated[
-        dt.datetime | None,
-        typer.Option("--start-date", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD",
+        str | None,
+        typer.Option("--start-date", callback=valid_day, metavar="YYYY-MM-DD",
                      help="The first pull exports reports from this day (default: the first day of last month)."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config.toml.")] = False,
@@ -83,7 +83,7 @@ def init(
         qbwc_password=env.get(ENV_QBWC_PASSWORD) or None,
         mode=mode,
         check_account=check_account,
-        start_date=start_date.date() if start_date else None,
+        start_date=day(start_date),
     )
     if not non_interactive:
         out.print(INTRO, markup=False)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -19,10 +19,14 @@ from mlconnector.cli.context import (
     ExitCode,
     app_context,
     console,
+    day,
+    exit_code_for,
     expensify_client,
     handle_errors,
     print_json,
+    valid_day,
 )
+from mlconnector.errors import MlConnectorError
 
 log = logging.getLogger("mlconnector.cli")
 
@@ -64,20 +68,16 @@ class _PullProgress:
         self.progress.update(self.tasks[stage], completed=completed, total=total)
 
 
-def _day(value: datetime | None) -> date | None:
-    return value.date() if value is not None else None
-
-
 @handle_errors
 def pull(
     ctx: typer.Context,
     since: Annotated[
-        datetime | None,
-        typer.Option("--since", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="Export reports from this day."),
+        str | None,
+        typer.Option("--since", callback=valid_day, metavar="YYYY-MM-DD", help="Export reports from this day."),
     ] = None,
     until: Annotated[
-        datetime | None,
-        typer.Option("--until", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="Export reports up to this day."),
+        str | None,
+        typer.Option("--until", callback=valid_day, metavar="YYYY-MM-DD", help="Export reports up to this day."),
     ] = None,
     report: Annotated[
         list[str] | None, typer.Option("--report", metavar="ID", help="Pull only this report ID (repeat for several).")
@@ -100,22 +100,33 @@ def pull(
     from mlconnector.services.pull import pull_reports, waiting_for_a_person
 
     app_ctx = app_context(ctx)
-    config = app_ctx.config()
-    client = expensify_client(config)
     out = console()
-    with exclusive(app_ctx.paths.lock_file), client, _PullProgress(out, out.is_terminal and not as_json) as bars:
-        summary = pull_reports(
-            app_ctx.store(), client, config, since=_day(since), until=_day(until), report_ids=tuple(report or ()),
-            dry_run=dry_run, progress=bars,
-        )
-        # Planning happens under the same lock, so two runs never plan the same report twice.
-        plan = None if dry_run else _plan_pulled(app_ctx, config)
-        payments = [] if dry_run else _queue_payments(app_ctx, config)
-        waiting = waiting_for_a_person(app_ctx.store())
+    try:
+        config = app_ctx.config()
+        client = expensify_client(config)
+        with exclusive(app_ctx.paths.lock_file), client, _PullProgress(out, out.is_terminal and not as_json) as bars:
+            summary = pull_reports(
+                app_ctx.store(), client, config, since=day(since), until=day(until), report_ids=tuple(report or ()),
+                dry_run=dry_run, progress=bars,
+            )
+            # Planning happens under the same lock, so two runs never plan the same report twice.
+            plan = None if dry_run else _plan_pulled(app_ctx, config)
+            payments = [] if dry_run else _queue_payments(app_ctx, config)
+            waiting = waiting_for_a_person(app_ctx.store())
+    except MlConnectorError as exc:
+        if as_json:  # a script reading --json gets JSON whatever happened; the one-line error goes to stderr
+            print_json({"result": "failed", "error": str(exc), "hint": exc.hint, "exit_code": int(exit_code_for(exc))})
+        raise
     data = summary.as_dict()
     if plan is not None:
         data["plan"] = plan.as_dict()
         data["payments_queued"] = payments
+    if dry_run:
+        from mlconnector.services.preview import preview_plans
+
+        wanted = {*summary.new, *summary.changed}
+        data["preview"] = preview_plans(app_ctx.store(), config, [r for r in summary.previewed if r.report_id in wanted],
+                                        today=dt.date.today())
     data["waiting"] = waiting
     if as_json:
         print_json(data)
@@ -123,6 +134,12 @@ def pull(
         from mlconnector.cli.render_pull import pull_summary_view
 
         out.print(pull_summary_view(data))
+    if summary.not_found:
+        found_any = len(summary.not_found) < len(set(report or ()))
+        console(stderr=True).print(
+            f"Error: not found in Expensify: {', '.join(summary.not_found)} — check the ID; only reports in "
+            f"expensify.report_states ({', '.join(config.expensify.report_states)}) are exported", markup=False)
+        raise typer.Exit(ExitCode.PARTIAL if found_any else ExitCode.USER)
     # A scheduled run must not report success while reports wait for a person, whichever pull blocked them.
     if summary.invalid or (not dry_run and (waiting["postings"] or (plan is not None and plan.blocked))):
         raise typer.Exit(ExitCode.PARTIAL)
@@ -130,8 +147,6 @@ def pull(
 
 def _queue_payments(app_ctx: AppContext, config: Config) -> list[str]:
     """Queue the bill payment of every reimbursed report whose bills QuickBooks holds (bill_payment_account)."""
-    import datetime as dt
-
     from mlconnector.services.payments import queue_payments
 
     return queue_payments(app_ctx.store(), config, today=dt.date.today(), actor="pull")
@@ -139,8 +154,6 @@ def _queue_payments(app_ctx: AppContext, config: Config) -> list[str]:
 
 def _plan_pulled(app_ctx: AppContext, config: Config) -> PlanSummary:
     """Plan and queue every stored report that has no posting yet (not only this pull's)."""
-    import datetime as dt
-
     from mlconnector.services.queue import plan_and_queue
 
     return plan_and_queue(app_ctx.store(), config, today=dt.date.today(), actor="pull")

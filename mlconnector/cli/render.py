@@ -8,11 +8,18 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from mlconnector.cli.times import human
+
 
 def status_view(report: dict[str, Any]) -> RenderableType:
     """The ``status`` screen: config, state file and a table of posting counts."""
     config, state = report["config"], report["state"]
     lines = []
+    home = report.get("home") or {}
+    if home and not home.get("exists"):
+        # Nothing to count: say so instead of a table of zeros that looks like an empty installation.
+        return Text(f"No ml-connector home at {home['path']} (a mistyped --home or MLCONNECTOR_HOME?); "
+                    "run mlconnector init to create one there.", style="yellow")
     if not config["found"]:
         lines.append(Text(f"Config: not found at {config['path']} (run mlconnector init)", style="yellow"))
     elif config["problems"]:
@@ -95,7 +102,7 @@ def _company_line(company: dict[str, Any]) -> Text:
 
 
 def _when(iso: str | None) -> str:
-    return f"{iso[:19].replace('T', ' ')} UTC" if iso else "never"
+    return human(iso)
 
 
 def _part(item: dict[str, Any]) -> str:
@@ -149,12 +156,12 @@ def audit_table(rows: list[dict[str, Any]], *, matching: int, limit: int | None)
     if not rows:
         return Text("No audit rows match.")
     table = Table(title_justify="left")
-    for name, kwargs in (("Time (UTC)", {"no_wrap": True}), ("Event", {}), ("Report", {}), ("Posting", {}),
+    for name, kwargs in (("Time", {"no_wrap": True}), ("Event", {}), ("Report", {}), ("Posting", {}),
                          ("By", {}), ("What", {"overflow": "fold"})):
         table.add_column(name, **kwargs)
     for row in rows:
         table.add_row(
-            row["at"][:19].replace("T", " "), Text(row["event"], style=_EVENT_STYLE.get(row["event"], "")),
+            human(row["at"]), Text(row["event"], style=_EVENT_STYLE.get(row["event"], "")),
             row["report_id"] or "", str(row["posting_id"] or ""), row["actor"], Text(row["summary"]),
         )
     if len(rows) >= matching:
@@ -172,7 +179,7 @@ def mappings_table(rows: list[dict[str, Any]]) -> RenderableType:
     for name in ("Kind", "Expensify", "QuickBooks", "Updated"):
         table.add_column(name, overflow="fold")
     for row in rows:
-        table.add_row(row["kind"], Text(row["source"]), Text(row["target"]), row["updated_at"][:19])
+        table.add_row(row["kind"], Text(row["source"]), Text(row["target"]), human(row["updated_at"]))
     return table
 
 

@@ -11,6 +11,8 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from mlconnector.cli.times import human
+
 
 def _amount(text: str) -> str:
     return f"{Decimal(text):,.2f}"
@@ -131,12 +133,12 @@ def audit_view(data: dict[str, Any]) -> RenderableType:
     who = f" ({report['employee']}, \"{report['name']}\")" if report else ""
     table = Table(title=f"Audit trail of {trail['report_id']}{who}", title_justify="left", title_style="bold",
                   box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("Time (UTC)", no_wrap=True)
+    table.add_column("Time", no_wrap=True)
     table.add_column("By", no_wrap=True)
     table.add_column("Event", no_wrap=True)
     table.add_column("What", overflow="fold")
     for row in trail["rows"]:
-        table.add_row(row["at"][11:23], row["actor"], row["event"], Text(row["summary"]))
+        table.add_row(human(row["at"])[11:], row["actor"], row["event"], Text(row["summary"]))
     return table
 
 

@@ -17,6 +17,7 @@ _GROUPS = (
     ("stamped", "Stamped as exported in Expensify"),
     ("watched", "Posted, read again (watch_days)"),
     ("reimbursed", "Reimbursed since posting"),
+    ("not_found", "Asked for but not found in Expensify"),
 )
 
 
@@ -42,6 +43,8 @@ def pull_summary_view(summary: dict[str, Any]) -> RenderableType:
         parts.append(Text(f"Stamping failed (will be retried): {summary['stamp_error']}", style="yellow"))
     if summary.get("plan"):
         parts.append(plan_view(summary["plan"]))
+    if summary.get("preview"):
+        parts.append(preview_view(summary["preview"]))
     if summary.get("payments_queued"):
         parts.append(Text(f"Bill payments queued for QuickBooks: {len(summary['payments_queued'])} reimbursed "
                           f"report(s) ({', '.join(summary['payments_queued'][:10])}"
@@ -68,7 +71,8 @@ def plan_view(plan: dict[str, Any]) -> RenderableType:
         Text(f"Queued for QuickBooks: {len(plan['queued'])} report(s), {plan['postings_queued']} transaction(s)")
     ]
     if plan["blocked"]:
-        blocked = Table(title="Blocked (fix, then mlconnector replay REPORT_ID)", title_justify="left")
+        blocked = Table(title="Blocked: fix each as it says (a mapping change plans them again by itself; after any "
+                              "other fix run mlconnector replay REPORT_ID)", title_justify="left")
         for column in ("Report", "Expense", "Reason", "Fix"):
             blocked.add_column(column)
         for block in plan["blocked"]:
@@ -77,6 +81,24 @@ def plan_view(plan: dict[str, Any]) -> RenderableType:
     for note in plan["notes"]:
         lines.append(Text(f"Note: report {note['report_id']}: {note['reason']}", style="dim"))
     return Group(*lines)
+
+
+def preview_view(preview: list[dict[str, Any]]) -> RenderableType:
+    """A dry run: what each new or changed report would become with today's mappings (nothing was stored)."""
+    table = Table(title="Would be planned as (dry run: nothing stored)", title_justify="left")
+    for column in ("Report", "Total", "Outcome", "Transactions, or why not and the fix"):
+        table.add_column(column, justify="right" if column == "Total" else "left")
+    for item in preview:
+        if item["outcome"] == "post":
+            what = "; ".join(f"{t['mode'].replace('_', ' ')} {t['ref_number']} {t['total']}" for t in item["transactions"])
+            outcome = "would post"
+        elif item["outcome"] == "blocked":
+            what = "; ".join(f"{b['reason']} — {b['fix']}" if b["fix"] else b["reason"] for b in item["blocked"])
+            outcome = "would be blocked"
+        else:
+            what, outcome = "; ".join(item["notes"]) or "nothing to post", "nothing to post"
+        table.add_row(item["report_id"], item["total"], outcome, Text(what))
+    return table
 
 
 def lists_view(summary: dict[str, Any]) -> RenderableType:

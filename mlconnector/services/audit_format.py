@@ -80,13 +80,49 @@ _SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {
 }
 
 
+def _windows(d: Mapping[str, Any]) -> str:
+    """A pull's export windows in words: "approved after 2026-03-29; 2026-03-29 to 2026-03-30"."""
+    shown = []
+    for w in d.get("windows") or []:
+        if isinstance(w, Mapping):
+            if w.get("approved_after"):
+                shown.append(f"approved after {w['approved_after']}")
+            elif w.get("start") or w.get("end"):
+                shown.append(f"{w.get('start') or '…'} to {w.get('end') or 'today'}")
+    reports = d.get("reports") or []
+    if reports:
+        shown.append("reports " + ", ".join(str(r) for r in reports))
+    return _join((_field(d, "pull_id", "pull"), "; ".join(shown)))
+
+
+def _value(value: Any) -> str:
+    """A detail value as text: lists and objects as compact JSON, never Python's repr."""
+    if isinstance(value, (Mapping, list, tuple)):
+        return json.dumps(value, default=str, ensure_ascii=False, separators=(", ", ": "))
+    return str(value)
+
+
+_SUMMARIES[AuditEvent.PULL_STARTED] = _windows
+# Where the report went: its RefNumber in QuickBooks (a journal entry's or a payment's is derived from the
+# report ID, at most 11 characters), kind, part and total.
+_SUMMARIES[AuditEvent.QUEUED] = lambda d: _join((
+    _field(d, "ref_number", "RefNumber"), str(d.get("mode", "")).replace("_", " "), _field(d, "part"),
+    _field(d, "lines"), _field(d, "total"), str(d.get("why") or d.get("reason") or "")))
+_SUMMARIES[AuditEvent.REIMBURSED] = lambda d: _join((
+    f"reimbursed in Expensify{' by ACH' if d.get('ach') else ''}", _field(d, "reimbursed", "on")))
+_SUMMARIES[AuditEvent.PAID_IN_QUICKBOOKS] = lambda d: _join((
+    str(d.get("action", "")),
+    "bills " + ", ".join(f"{b.get('ref_number') or b.get('txn_id')} (TxnID {b.get('txn_id')})"
+                         for b in d.get("bills") or [] if isinstance(b, Mapping))))
+
+
 def summarize(row: AuditRow) -> str:
     """One line saying what the row means; falls back to the detail's key=value pairs."""
     special = _SUMMARIES.get(row.event)
     text = special(row.detail) if special else ""
     if text:
         return text
-    return ", ".join(f"{k}={v}" for k, v in sorted(row.detail.items()) if k != "from")
+    return ", ".join(f"{k}={_value(v)}" for k, v in sorted(row.detail.items()) if k != "from")
 
 
 def rows_to_json(rows: Iterable[AuditRow]) -> str:

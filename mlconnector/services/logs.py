@@ -22,6 +22,16 @@ from mlconnector.redact import redact_text
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class ZonedFormatter(logging.Formatter):
+    """Times as local ISO 8601 with the zone (``2026-11-29T17:03:12.345+01:00``): a log read after a clock
+    change, or beside the audit log (UTC), still lines up."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        import datetime as dt
+
+        return dt.datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+
+
 class RedactingFilter(logging.Filter):
     """Masks secrets in every record, whatever logger or argument they came through.
 
@@ -69,7 +79,7 @@ def setup_logging(log_dir: Path | None, *, verbose: int = 0) -> None:
             file_handler = None  # an unwritable log folder must not stop the work itself
         if file_handler is not None:
             file_handler.setLevel(logging.DEBUG if verbose else logging.INFO)
-            file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
+            file_handler.setFormatter(ZonedFormatter(LOG_FORMAT))
             file_handler.addFilter(redacting)
             root.addHandler(file_handler)
     if verbose:

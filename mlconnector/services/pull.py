@@ -109,6 +109,9 @@ class PullSummary:
     stamp_error: str | None = None
     watched: list[str] = field(default_factory=list)  # posted reports read again (reimbursement, edits)
     reimbursed: list[str] = field(default_factory=list)  # of those, the ones Expensify now shows reimbursed
+    not_found: list[str] = field(default_factory=list)  # asked for with --report, but Expensify exported none
+    # A dry run's reports as Expensify sent them (not stored), so the caller can show what would be planned.
+    previewed: list[Report] = field(default_factory=list, repr=False)
 
     @property
     def stored_report_ids(self) -> list[str]:
@@ -126,6 +129,7 @@ class PullSummary:
             "new": len(self.new), "unchanged": len(self.unchanged), "changed": len(self.changed),
             "changed_after_posting": len(self.changed_after_posting), "invalid": len(self.invalid),
             "stamped": len(self.stamped), "watched": len(self.watched), "reimbursed": len(self.reimbursed),
+            "not_found": len(self.not_found),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -137,7 +141,7 @@ class PullSummary:
             "changed_after_posting": self.changed_after_posting,
             "invalid": [{"report_id": i.report_id, "reason": i.reason} for i in self.invalid],
             "stamped": self.stamped, "stamp_error": self.stamp_error, "watched": self.watched,
-            "reimbursed": self.reimbursed,
+            "reimbursed": self.reimbursed, "not_found": self.not_found,
         }
 
     def _record(self, outcome: SaveOutcome, report_id: str) -> None:
@@ -233,12 +237,14 @@ def pull_reports(
         summary.watched = _to_watch(store, config)
     if dry_run:
         _run_exports(store, client, config, summary, report_ids, notify, retry=jobs_retry)
+        _not_found(summary, report_ids)
         return summary
     summary.pull_id = _start_run(store, summary, report_ids)
     try:
         if settings.mark_exported:
             stamp_posted(store, client, settings.export_label, summary, notify)
         _run_exports(store, client, config, summary, report_ids, notify, retry=jobs_retry)
+        _not_found(summary, report_ids)
         _remember_invalid(store, summary, retry)
         summary.reimbursed = reimbursed_among(store, summary.watched)
     except BaseException as exc:
@@ -252,6 +258,13 @@ def pull_reports(
 
 
 # ------------------------------------------------------------------------------- the exports
+
+
+def _not_found(summary: PullSummary, report_ids: tuple[str, ...] | list[str]) -> None:
+    """The IDs asked for that no export returned (a typo, or a report outside report_states)."""
+    returned = {*summary.new, *summary.unchanged, *summary.changed, *summary.changed_after_posting,
+                *(i.report_id for i in summary.invalid)}
+    summary.not_found = [rid for rid in dict.fromkeys(report_ids) if rid not in returned]
 
 
 def _invalid_to_retry(store: Store) -> dict[str, str]:
@@ -369,6 +382,7 @@ def _store_all(store: Store, tmp: IO[bytes], total: int, summary: PullSummary, s
                                        detail={"reason": item.reason})
         elif summary.dry_run:
             summary._record(_preview(store, item), item.report_id)
+            summary.previewed.append(item)
         else:
             summary._record(save_report(store, item, actor=ACTOR), item.report_id)
         progress("store", done, total)
@@ -413,7 +427,10 @@ def _finish_run(store: Store, summary: PullSummary, anchor: dt.date | None) -> N
 
 
 def _fail_run(store: Store, summary: PullSummary, exc: BaseException) -> None:
-    error = redact_text(f"{type(exc).__name__}: {exc}")[:500]
+    if isinstance(exc, KeyboardInterrupt):
+        error = "interrupted (Ctrl-C); every report stored before it is complete, none is half-stored"
+    else:
+        error = redact_text(f"{type(exc).__name__}: {exc}")[:500]
     try:
         with store.atomic():
             pulls.finish_pull(store, summary.pull_id, "failed", json.dumps(summary.as_dict(), sort_keys=True),

@@ -66,6 +66,7 @@ def collect_status(paths: Paths) -> dict[str, Any]:
                      "blocked": _empty_list(), "failed": _empty_list(), "duplicates": _empty_list(),
                      "quickbooks_company": None}
     return {
+        "home": {"path": str(paths.home), "exists": paths.home.is_dir()},
         # "postings" counts every transaction, bill payments included; "bill_payments" those alone, plus the
         # reports whose bills QuickBooks showed paid by hand (no payment posted).
         "config": config, "state": state, "postings": counts, "bill_payments": payments, "log_dir": str(paths.log_dir),

@@ -9,6 +9,7 @@ possibilities (a fault at Expensify, or a bug in ml-connector); it also exits 3.
 
 from __future__ import annotations
 
+import json
 import datetime as dt
 import functools
 import io
@@ -205,10 +206,13 @@ def test_pull_exits_3_on_a_load_balancer_502_page(home: Path, no_waiting: None) 
         result = CliRunner().invoke(app, ["pull", "--json"], env=env)
         assert mock.call_count == RetryPolicy().max_tries
     assert result.exit_code == 3
-    lines = result.output.splitlines()
+    lines = result.stderr.splitlines()
     assert len(lines) == 1 and "Traceback" not in result.output
     assert lines[0].startswith("Error: Expensify failed with an HTML error page (HTTP 502: 502 Bad Gateway)")
     assert "bug" not in lines[0]
+    # --json: a script gets JSON on stdout whatever happened.
+    data = json.loads(result.stdout)
+    assert data["result"] == "failed" and data["exit_code"] == 3 and data["error"] in lines[0]
 
 
 def test_pull_exits_3_on_the_jsonobject_page_and_names_both_possibilities(
