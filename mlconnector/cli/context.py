@@ -136,12 +136,22 @@ class AppContext:
             self._store = None
 
 
-def existing_store(app_ctx: AppContext) -> Store:
-    """The state file, which reading commands must not create."""
+def existing_store(app_ctx: AppContext, *, write: bool = False) -> Store:
+    """The state file, which these commands must not create.
+
+    Reading commands (``write=False``) also work in a folder this user cannot write (opened read-only).
+    """
+    import os
+
     from mlconnector.errors import NotFoundError
 
-    if not app_ctx.paths.state_file.exists():
-        raise NotFoundError(f"no state file at {app_ctx.paths.state_file}", hint="run mlconnector init first")
+    path = app_ctx.paths.state_file
+    if not path.exists():
+        raise NotFoundError(f"no state file at {path}", hint="run mlconnector init first")
+    if not write and app_ctx._store is None and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        from mlconnector.store import Store
+
+        app_ctx._store = Store.open_read_only(path)
     return app_ctx.store()
 
 

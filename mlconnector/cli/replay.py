@@ -39,7 +39,7 @@ def replay(
 
     app_ctx = app_context(ctx)
     config = app_ctx.config()
-    result = replay_report(existing_store(app_ctx), config, report_id, force=force, today=dt.date.today(),
+    result = replay_report(existing_store(app_ctx, write=True), config, report_id, force=force, today=dt.date.today(),
                            actor=actor())
     out = console()
     rid = result.report_id

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mlconnector.errors import LockedError
+from mlconnector.errors import LockedError, StoreError
 
 
 @contextmanager
@@ -22,10 +22,14 @@ def exclusive(path: Path, *, what: str = "mlconnector pull", timeout: float = 0)
     """
     import filelock
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(str(path), timeout=timeout)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire()
+    except PermissionError:
+        raise StoreError(f"cannot create the lock file {path}: permission denied",
+                         hint=f"this user cannot write {path.parent}: give it write access to that folder (or run "
+                              "ml-connector as the user who ran mlconnector init)") from None
     except filelock.Timeout:
         raise LockedError(
             f"another {what} is running (lock file {path})",

@@ -82,6 +82,10 @@ def setup_logging(log_dir: Path | None, *, verbose: int = 0) -> None:
             file_handler.setFormatter(ZonedFormatter(LOG_FORMAT))
             file_handler.addFilter(redacting)
             root.addHandler(file_handler)
+    if not root.handlers:
+        # No log file (an unwritable or absent home): records go nowhere, rather than to Python's last-resort
+        # handler, which prints tracebacks on the user's screen.
+        root.addHandler(logging.NullHandler())
     if verbose:
         console = logging.StreamHandler()
         console.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)

@@ -24,6 +24,13 @@ START_DATE_PROBLEM = ("expensify.start_date: missing, and no pull has succeeded 
                       "fails (set it in config.toml, or run mlconnector init --force --start-date YYYY-MM-DD)")
 
 
+def _writable(paths: Paths) -> bool:
+    import os
+
+    state = paths.state_file
+    return os.access(state, os.W_OK) and os.access(state.parent, os.W_OK)
+
+
 def collect_status(paths: Paths) -> dict[str, Any]:
     """Config, state file and posting counts. Never creates files; never includes a secret."""
     config: dict[str, Any] = {"path": str(paths.config_file), "found": paths.config_file.exists(), "problems": []}
@@ -46,7 +53,7 @@ def collect_status(paths: Paths) -> dict[str, Any]:
     reports = {"queued": 0, "blocked": 0}
     reasons: list[dict[str, Any]] = []
     if state["exists"]:
-        store = Store.open(paths.state_file)
+        store = Store.open(paths.state_file) if _writable(paths) else Store.open_read_only(paths.state_file)
         try:
             state["schema_version"] = store.schema_version()
             counts = {s.value: n for s, n in store.posting_counts().items()}

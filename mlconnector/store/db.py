@@ -42,6 +42,19 @@ def restrict_state_files(path: Path) -> None:
             restrict(path.with_name(name), PRIVATE_FILE)
 
 
+def _writable(path: Path) -> bool:
+    """The state file (or, before it exists, its folder) and its folder can be written by this user."""
+    import os
+
+    folder = path.parent
+    return os.access(folder, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+def _access_hint(path: Path) -> str:
+    return (f"this user cannot write {path.parent}: give it write access to that folder (or run ml-connector as "
+            "the user who ran mlconnector init); nothing is wrong with the state file itself")
+
+
 def utcnow() -> dt.datetime:
     """The current time in UTC (the default clock; tests inject their own)."""
     return dt.datetime.now(dt.timezone.utc)
@@ -87,11 +100,54 @@ class Store:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open the state file {path}: {exc}", hint=DAMAGED_HINT) from exc
+            hint = _access_hint(Path(path)) if on_disk and not _writable(Path(path)) else DAMAGED_HINT
+            raise StoreError(f"cannot open the state file {path}: {exc}", hint=hint) from exc
         store = cls(conn, now)
-        store.migrate(migrations)
+        try:
+            store.migrate(migrations)
+        except StoreError as exc:
+            if on_disk and not _writable(Path(path)):
+                conn.close()
+                raise StoreError(f"cannot write the state file {path}", hint=_access_hint(Path(path))) from exc
+            raise
         if on_disk:
             restrict_state_files(Path(path))
+        return store
+
+    @classmethod
+    def open_read_only(
+        cls, path: Path, *, now: Callable[[], dt.datetime] = utcnow, migrations: Sequence[Migration] = MIGRATIONS,
+    ) -> Store:
+        """Open an existing state file only to read it (``status``, ``audit``, ``map list`` in a read-only folder).
+
+        Nothing is created or migrated; a file that still needs a migration is refused (reading it with
+        today's queries could fail half-way).
+
+        Raises:
+            StoreError: the file cannot be read, is not a state file, or needs a migration.
+        """
+        uri = Path(path).resolve().as_uri()  # file:///… (percent-encoded), which SQLite reads on every OS
+        conn = None
+        # mode=ro reads a WAL file when its -shm can be used; in a folder nobody can write, nothing can change
+        # the file either, so reading it as immutable is safe.
+        for query in ("mode=ro", "mode=ro&immutable=1"):
+            try:
+                conn = sqlite3.connect(f"{uri}?{query}", uri=True, timeout=30, check_same_thread=False)
+                applied = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+                break
+            except sqlite3.DatabaseError as exc:
+                if conn is not None:
+                    conn.close()
+                    conn = None
+                error: Exception = exc
+        if conn is None:
+            raise StoreError(f"cannot read the state file {path}: {error}", hint=_access_hint(Path(path))) from error
+        pending = [m.name for m in migrations if m.name not in applied]
+        if pending:
+            conn.close()
+            raise StoreError(f"the state file {path} needs an upgrade ({pending[-1]}) that cannot be written here",
+                             hint=_access_hint(Path(path)))
+        store = cls(conn, now)
         return store
 
     @classmethod
