@@ -37,7 +37,7 @@ def test_reading_commands_work_in_a_read_only_home(read_only: Path, command: lis
     opened: list[Path] = []
     original = Store.open_read_only.__func__  # type: ignore[attr-defined]
 
-    def spy(cls: type[Store], path: Path, **kw: object) -> Store:
+    def spy(cls: type[Store], /, path: Path, **kw: object) -> Store:
         opened.append(Path(path))
         return original(cls, path, **kw)  # type: ignore[no-any-return]
 
