@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 if TYPE_CHECKING:
 
     from mlconnector.config import Config
+    from mlconnector.services.queue import PlanSummary
 
 from mlconnector.cli.context import (
     AppContext,
@@ -31,12 +32,18 @@ map_app = typer.Typer(help="Map Expensify categories, tags and employees to Quic
 KIND_HELP = "category (→ account), class (tag → class), customer (tag → customer:job) or employee (email → vendor)."
 
 
-def _replan_after_mapping_change(app_ctx: AppContext, config: Config) -> None:
+def _replan_after_mapping_change(app_ctx: AppContext, config: Config, *, quiet: bool = False) -> PlanSummary:
     import datetime as dt
 
     from mlconnector.services.queue import replan_unsent
 
     summary = replan_unsent(app_ctx.store(), config, today=dt.date.today(), actor=actor())
+    if not quiet:
+        _print_replanned(summary)
+    return summary
+
+
+def _print_replanned(summary: PlanSummary) -> None:
     if summary.queued or summary.blocked:
         console().print(
             f"Re-planned: {len(summary.queued)} report(s) queued, {len(summary.blocked_reports)} still blocked"
@@ -108,24 +115,56 @@ def map_list(
 def map_import(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="A .csv (kind,source,target) or .toml ([kind] tables) file.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"imported": n, "errors": [{"line", "problem", "fix"}]}.')
+    ] = False,
 ) -> None:
-    """Add or change mappings from a file, all or none (mappings not in the file stay)."""
-    from mlconnector.mapping.files import read_file
-    from mlconnector.services.mappings import import_mappings
+    """Add or change mappings from a file, all or none (mappings not in the file stay).
+
+    Every problem of the file is listed, one line each with its line number; nothing is imported
+    until there is none. Commas, semicolons or tabs between the columns all work.
+    """
+    from mlconnector.errors import UserError
+    from mlconnector.mapping.files import MappingFileError, read
+    from mlconnector.services.mappings import import_file
 
     app_ctx = app_context(ctx)
     config = app_ctx.config()
-    rows = read_file(file)
-    changes = import_mappings(app_ctx.store(), rows, actor=actor())
+    try:
+        changes = import_file(app_ctx.store(), read(file), actor=actor())
+    except MappingFileError as exc:
+        _import_failed(file, [p.as_dict() for p in exc.problems], exc.lines(), as_json)
+    except UserError as exc:
+        if not as_json:
+            raise
+        _import_failed(file, [{"line": None, "problem": str(exc), "fix": exc.hint or ""}], [], as_json)
     added = sum(1 for c in changes if c.old is None)
     changed = sum(1 for c in changes if c.old is not None and c.changed)
+    replanned = _replan_after_mapping_change(app_ctx, config, quiet=True) if added or changed else None
+    if as_json:
+        print_json({"imported": len(changes), "added": added, "changed": changed,
+                    "unchanged": len(changes) - added - changed, "errors": [],
+                    "replanned": replanned.as_dict() if replanned else None})
+        return
     console().print(
         f"Imported {len(changes)} mapping(s) from {file.name}: {added} added, {changed} changed,"
         f" {len(changes) - added - changed} unchanged",
         markup=False,
     )
-    if added or changed:
-        _replan_after_mapping_change(app_ctx, config)
+    if replanned is not None:
+        _print_replanned(replanned)
+
+
+def _import_failed(file: Path, errors: list[dict[str, object]], lines: list[str], as_json: bool) -> NoReturn:
+    if as_json:
+        print_json({"imported": 0, "errors": errors})
+    else:
+        err = console(stderr=True)
+        for line in lines:
+            err.print(f"Error: {line}", markup=False)
+        err.print(f"Nothing was imported from {file.name} ({len(lines)} problem(s)); fix them and run"
+                  " the import again.", markup=False)
+    raise typer.Exit(ExitCode.USER)
 
 
 @map_app.command("export")
