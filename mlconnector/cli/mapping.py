@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
 
     from mlconnector.config import Config
     from mlconnector.services.queue import PlanSummary
@@ -200,7 +201,11 @@ def map_check(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the check as JSON.")] = False,
 ) -> None:
-    """Show how every name in pulled, unposted reports maps; exit 4 when one blocks a report."""
+    """Show how every name in pulled, unposted reports maps; exit 4 when one blocks a report.
+
+    Then the categories, tags and employees of Expensify's lists (mlconnector map refresh) that no
+    report uses yet and that still need a mapping, each with the command that maps it.
+    """
     from mlconnector.services.queue import check_mappings
 
     app_ctx = app_context(ctx)
@@ -208,9 +213,12 @@ def map_check(
     if as_json:
         print_json(check.as_dict())
     else:
+        from rich.console import Group
+
         from mlconnector.cli.render import mapping_check_view
 
-        console().print(mapping_check_view(check.as_dict()))
+        data = check.as_dict()
+        console().print(Group(mapping_check_view(data), _not_used_yet_view(data)))
     if check.blocking:
         raise typer.Exit(ExitCode.PARTIAL)
 
@@ -234,3 +242,27 @@ def map_refresh(
     from mlconnector.cli.render_pull import lists_view
 
     console().print(lists_view(summary.as_dict()))
+
+
+def _not_used_yet_view(check: dict[str, Any]) -> RenderableType:
+    """The names of Expensify's lists that no report uses yet and that still need a mapping."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    names = check["not_used_yet"]
+    if check["expensify_lists_at"] is None:
+        return Text("Expensify's categories, tags and employees have not been fetched: run mlconnector map refresh"
+                    " to list the names that still need a mapping before reports use them.", style="yellow")
+    when = f"fetched {check['expensify_lists_at'][:16].replace('T', ' ')} UTC by mlconnector map refresh"
+    if not names:
+        return Text(f"Every name in Expensify's lists ({when}) maps to QuickBooks.", style="green")
+    title = Text(f"Not used by any report yet: {len(names)} name(s) in Expensify's lists ({when})"
+                 " with no mapping and no QuickBooks match. Map them before reports arrive:", style="yellow")
+    # Every cell folds rather than cuts: a name, an e-mail or a fix is never shortened with an ellipsis.
+    table = Table(title_justify="left")
+    for column in ("Kind", "Expensify", "Why", "Fix"):
+        table.add_column(column, overflow="fold")
+    for n in names:
+        table.add_row(n["kind"], Text(n["source"]), Text(n["problem"]), Text(n["fix"]))
+    return Group(title, table)
