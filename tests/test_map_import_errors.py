@@ -164,3 +164,24 @@ def test_an_unknown_extension_under_json_is_a_json_error(cli: CliRunner, tmp_pat
     assert result.exit_code == 1
     assert json.loads(result.output) == {"imported": 0, "errors": [
         {"line": None, "problem": "maps.xlsx: cannot tell the format from the extension", "fix": "name it .csv or .toml"}]}
+
+
+# ------------------------------------------------------------------------------ usage lines of the map commands
+
+
+@pytest.mark.parametrize(
+    ("command", "usage", "options"),
+    [
+        ("set", "[OPTIONS] {KIND} {SOURCE} {TARGET}", []),
+        ("unset", "[OPTIONS] {KIND} {SOURCE}", []),
+        ("import", "[OPTIONS] {FILE}", ["--json"]),
+        ("export", "[OPTIONS]", ["--format csv|toml", "-o, --output FILE"]),
+        ("list", "[OPTIONS]", ["--kind KIND", "--json"]),
+    ],
+)
+def test_map_usage_lines_name_arguments_in_uppercase(command: str, usage: str, options: list[str]) -> None:
+    result = CliRunner().invoke(app, ["map", command, "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    first = next(line for line in result.output.splitlines() if line.startswith("Usage:"))
+    assert first.endswith(f" map {command} {usage}")
+    assert all(any(line.strip().startswith(o) for line in result.output.splitlines()) for o in options), result.output

@@ -57,9 +57,11 @@ def _print_replanned(summary: PlanSummary) -> None:
 @handle_errors
 def map_set(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(help=KIND_HELP)],
-    source: Annotated[str, typer.Argument(help="The Expensify name: category, tag or submitter email.")],
-    target: Annotated[str, typer.Argument(help="The QuickBooks full name, e.g. 'Travel:Airfare'.")],
+    kind: Annotated[str, typer.Argument(metavar="KIND", help=KIND_HELP)],
+    source: Annotated[
+        str, typer.Argument(metavar="SOURCE", help="The Expensify name: category, tag or submitter email.")
+    ],
+    target: Annotated[str, typer.Argument(metavar="TARGET", help="The QuickBooks full name, e.g. 'Travel:Airfare'.")],
 ) -> None:
     """Map an Expensify name to a QuickBooks name (audited); blocked reports are planned again."""
     from mlconnector.services.mappings import set_mapping
@@ -78,8 +80,8 @@ def map_set(
 @handle_errors
 def map_unset(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(help=KIND_HELP)],
-    source: Annotated[str, typer.Argument(help="The Expensify name whose mapping to remove.")],
+    kind: Annotated[str, typer.Argument(metavar="KIND", help=KIND_HELP)],
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="The Expensify name whose mapping to remove.")],
 ) -> None:
     """Remove a mapping (audited); the name falls back to same-name or email matching."""
     from mlconnector.services.mappings import unset_mapping
@@ -95,7 +97,7 @@ def map_unset(
 @handle_errors
 def map_list(
     ctx: typer.Context,
-    kind: Annotated[str | None, typer.Option("--kind", help="Only this kind: " + KIND_HELP)] = None,
+    kind: Annotated[str | None, typer.Option("--kind", metavar="KIND", help="Only this kind: " + KIND_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the mappings as JSON.")] = False,
 ) -> None:
     """List the mappings."""
@@ -115,7 +117,9 @@ def map_list(
 @handle_errors
 def map_import(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="A .csv (kind,source,target) or .toml ([kind] tables) file.")],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="A .csv (kind,source,target) or .toml ([kind] tables) file.")
+    ],
     as_json: Annotated[
         bool, typer.Option("--json", help='Print {"imported": n, "errors": [{"line", "problem", "fix"}]}.')
     ] = False,
@@ -173,9 +177,12 @@ def _import_failed(file: Path, errors: list[dict[str, object]], lines: list[str]
 def map_export(
     ctx: typer.Context,
     fmt: Annotated[
-        str | None, typer.Option("--format", help="csv or toml (default: from --output's extension, else csv).")
+        str | None,
+        typer.Option("--format", metavar="csv|toml", help="csv or toml (default: from --output's extension, else csv)."),
     ] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write to this file instead of stdout.")
+    ] = None,
 ) -> None:
     """Write every mapping as CSV or TOML; map import reads it back unchanged."""
     from mlconnector.errors import UserError
