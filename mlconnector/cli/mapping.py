@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
 
     from mlconnector.config import Config
+    from mlconnector.services.queue import PlanSummary
 
 from mlconnector.cli.context import (
     AppContext,
@@ -31,12 +33,18 @@ map_app = typer.Typer(help="Map Expensify categories, tags and employees to Quic
 KIND_HELP = "category (→ account), class (tag → class), customer (tag → customer:job) or employee (email → vendor)."
 
 
-def _replan_after_mapping_change(app_ctx: AppContext, config: Config) -> None:
+def _replan_after_mapping_change(app_ctx: AppContext, config: Config, *, quiet: bool = False) -> PlanSummary:
     import datetime as dt
 
     from mlconnector.services.queue import replan_unsent
 
     summary = replan_unsent(app_ctx.store(), config, today=dt.date.today(), actor=actor())
+    if not quiet:
+        _print_replanned(summary)
+    return summary
+
+
+def _print_replanned(summary: PlanSummary) -> None:
     if summary.queued or summary.blocked:
         console().print(
             f"Re-planned: {len(summary.queued)} report(s) queued, {len(summary.blocked_reports)} still blocked"
@@ -49,9 +57,11 @@ def _replan_after_mapping_change(app_ctx: AppContext, config: Config) -> None:
 @handle_errors
 def map_set(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(help=KIND_HELP)],
-    source: Annotated[str, typer.Argument(help="The Expensify name: category, tag or submitter email.")],
-    target: Annotated[str, typer.Argument(help="The QuickBooks full name, e.g. 'Travel:Airfare'.")],
+    kind: Annotated[str, typer.Argument(metavar="KIND", help=KIND_HELP)],
+    source: Annotated[
+        str, typer.Argument(metavar="SOURCE", help="The Expensify name: category, tag or submitter email.")
+    ],
+    target: Annotated[str, typer.Argument(metavar="TARGET", help="The QuickBooks full name, e.g. 'Travel:Airfare'.")],
 ) -> None:
     """Map an Expensify name to a QuickBooks name (audited); blocked reports are planned again."""
     from mlconnector.services.mappings import set_mapping
@@ -70,8 +80,8 @@ def map_set(
 @handle_errors
 def map_unset(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(help=KIND_HELP)],
-    source: Annotated[str, typer.Argument(help="The Expensify name whose mapping to remove.")],
+    kind: Annotated[str, typer.Argument(metavar="KIND", help=KIND_HELP)],
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="The Expensify name whose mapping to remove.")],
 ) -> None:
     """Remove a mapping (audited); the name falls back to same-name or email matching."""
     from mlconnector.services.mappings import unset_mapping
@@ -87,7 +97,7 @@ def map_unset(
 @handle_errors
 def map_list(
     ctx: typer.Context,
-    kind: Annotated[str | None, typer.Option("--kind", help="Only this kind: " + KIND_HELP)] = None,
+    kind: Annotated[str | None, typer.Option("--kind", metavar="KIND", help="Only this kind: " + KIND_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the mappings as JSON.")] = False,
 ) -> None:
     """List the mappings."""
@@ -107,25 +117,59 @@ def map_list(
 @handle_errors
 def map_import(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="A .csv (kind,source,target) or .toml ([kind] tables) file.")],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="A .csv (kind,source,target) or .toml ([kind] tables) file.")
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"imported": n, "errors": [{"line", "problem", "fix"}]}.')
+    ] = False,
 ) -> None:
-    """Add or change mappings from a file, all or none (mappings not in the file stay)."""
-    from mlconnector.mapping.files import read_file
-    from mlconnector.services.mappings import import_mappings
+    """Add or change mappings from a file, all or none (mappings not in the file stay).
+
+    Every problem of the file is listed, one line each with its line number; nothing is imported
+    until there is none. Commas, semicolons or tabs between the columns all work.
+    """
+    from mlconnector.errors import UserError
+    from mlconnector.mapping.files import MappingFileError, read
+    from mlconnector.services.mappings import import_file
 
     app_ctx = app_context(ctx)
     config = app_ctx.config()
-    rows = read_file(file)
-    changes = import_mappings(app_ctx.store(), rows, actor=actor())
+    try:
+        changes = import_file(app_ctx.store(), read(file), actor=actor())
+    except MappingFileError as exc:
+        _import_failed(file, [p.as_dict() for p in exc.problems], exc.lines(), as_json)
+    except UserError as exc:
+        if not as_json:
+            raise
+        _import_failed(file, [{"line": None, "problem": str(exc), "fix": exc.hint or ""}], [], as_json)
     added = sum(1 for c in changes if c.old is None)
     changed = sum(1 for c in changes if c.old is not None and c.changed)
+    replanned = _replan_after_mapping_change(app_ctx, config, quiet=True) if added or changed else None
+    if as_json:
+        print_json({"imported": len(changes), "added": added, "changed": changed,
+                    "unchanged": len(changes) - added - changed, "errors": [],
+                    "replanned": replanned.as_dict() if replanned else None})
+        return
     console().print(
         f"Imported {len(changes)} mapping(s) from {file.name}: {added} added, {changed} changed,"
         f" {len(changes) - added - changed} unchanged",
         markup=False,
     )
-    if added or changed:
-        _replan_after_mapping_change(app_ctx, config)
+    if replanned is not None:
+        _print_replanned(replanned)
+
+
+def _import_failed(file: Path, errors: list[dict[str, object]], lines: list[str], as_json: bool) -> NoReturn:
+    if as_json:
+        print_json({"imported": 0, "errors": errors})
+    else:
+        err = console(stderr=True)
+        for line in lines:
+            err.print(f"Error: {line}", markup=False)
+        err.print(f"Nothing was imported from {file.name} ({len(lines)} problem(s)); fix them and run"
+                  " the import again.", markup=False)
+    raise typer.Exit(ExitCode.USER)
 
 
 @map_app.command("export")
@@ -133,9 +177,12 @@ def map_import(
 def map_export(
     ctx: typer.Context,
     fmt: Annotated[
-        str | None, typer.Option("--format", help="csv or toml (default: from --output's extension, else csv).")
+        str | None,
+        typer.Option("--format", metavar="csv|toml", help="csv or toml (default: from --output's extension, else csv)."),
     ] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write to this file instead of stdout.")
+    ] = None,
 ) -> None:
     """Write every mapping as CSV or TOML; map import reads it back unchanged."""
     from mlconnector.errors import UserError
@@ -161,7 +208,11 @@ def map_check(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the check as JSON.")] = False,
 ) -> None:
-    """Show how every name in pulled, unposted reports maps; exit 4 when one blocks a report."""
+    """Show how every name in pulled, unposted reports maps; exit 4 when one blocks a report.
+
+    Then the categories, tags and employees of Expensify's lists (mlconnector map refresh) that no
+    report uses yet and that still need a mapping, each with the command that maps it.
+    """
     from mlconnector.services.queue import check_mappings
 
     app_ctx = app_context(ctx)
@@ -169,9 +220,12 @@ def map_check(
     if as_json:
         print_json(check.as_dict())
     else:
+        from rich.console import Group
+
         from mlconnector.cli.render import mapping_check_view
 
-        console().print(mapping_check_view(check.as_dict()))
+        data = check.as_dict()
+        console().print(Group(mapping_check_view(data), _not_used_yet_view(data)))
     if check.blocking:
         raise typer.Exit(ExitCode.PARTIAL)
 
@@ -195,3 +249,27 @@ def map_refresh(
     from mlconnector.cli.render_pull import lists_view
 
     console().print(lists_view(summary.as_dict()))
+
+
+def _not_used_yet_view(check: dict[str, Any]) -> RenderableType:
+    """The names of Expensify's lists that no report uses yet and that still need a mapping."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    names = check["not_used_yet"]
+    if check["expensify_lists_at"] is None:
+        return Text("Expensify's categories, tags and employees have not been fetched: run mlconnector map refresh"
+                    " to list the names that still need a mapping before reports use them.", style="yellow")
+    when = f"fetched {check['expensify_lists_at'][:16].replace('T', ' ')} UTC by mlconnector map refresh"
+    if not names:
+        return Text(f"Every name in Expensify's lists ({when}) maps to QuickBooks.", style="green")
+    title = Text(f"Not used by any report yet: {len(names)} name(s) in Expensify's lists ({when})"
+                 " with no mapping and no QuickBooks match. Map them before reports arrive:", style="yellow")
+    # Every cell folds rather than cuts: a name, an e-mail or a fix is never shortened with an ellipsis.
+    table = Table(title_justify="left")
+    for column in ("Kind", "Expensify", "Why", "Fix"):
+        table.add_column(column, overflow="fold")
+    for n in names:
+        table.add_row(n["kind"], Text(n["source"]), Text(n["problem"]), Text(n["fix"]))
+    return Group(title, table)

@@ -349,8 +349,16 @@ class Mappings:
 
     def item(self, expense: Expense) -> Resolved | None:
         """The item an expense's category maps to, or None (then it is an expense line on its account)."""
-        target = self.rules.get(MappingKind.ITEM, {}).get(expense.category)
-        return None if target is None else self._check_mapped(MappingKind.ITEM, expense.category, target)
+        return self._item(expense.category)
+
+    def _item(self, category: str) -> Resolved | None:
+        target = self.rules.get(MappingKind.ITEM, {}).get(category)
+        return None if target is None else self._check_mapped(MappingKind.ITEM, category, target)
+
+    def category(self, name: str) -> Resolved:
+        """What a category's expenses post to: its item when mapped to one, else its account."""
+        item = self._item(name)
+        return item if item is not None else self.resolve(MappingKind.CATEGORY, name)
 
     def account(self, expense: Expense) -> Resolved:
         """The account for an expense's category."""

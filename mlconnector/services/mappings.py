@@ -1,6 +1,6 @@
 """Mappings in the state file: the only way they change, each change audited in the same transaction.
 
-``set_mapping``, ``unset_mapping`` and ``import_mappings`` validate, write and append a
+``set_mapping``, ``unset_mapping``, ``import_file`` and ``import_mappings`` validate, write and append a
 ``mapping_changed`` audit row (who, when, old, new) atomically. ``load_mappings`` compiles the
 stored rows and the cached QuickBooks lists (``qb_lists``, filled by the Web Connector server) into
 the pure :class:`~mlconnector.mapping.Mappings`.
@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mlconnector.errors import NotFoundError, UserError
+from mlconnector.mapping.files import MappingFile, MappingFileError, Problem, Row
 from mlconnector.mapping.rules import (
     MAX_TARGET_LENGTH,
     MappingKind,
@@ -27,6 +28,9 @@ from mlconnector.store import mappings as store_mappings
 from mlconnector.store.audit import AuditEvent
 
 KINDS = ", ".join(k.value for k in MappingKind)
+_SOURCE_WORD = {MappingKind.CATEGORY: "category", MappingKind.CLASS: "tag", MappingKind.CUSTOMER: "tag",
+                MappingKind.EMPLOYEE: "submitter e-mail", MappingKind.CARD: "card's last four digits",
+                MappingKind.MERCHANT: "merchant name", MappingKind.ITEM: "category"}
 
 
 @dataclass(frozen=True)
@@ -77,18 +81,20 @@ def validate(kind: str | MappingKind, source: str, target: str) -> MappingRow:
     source = normalize_source(mk, unicodedata.normalize("NFC", source))
     target = unicodedata.normalize("NFC", target).strip()
     if not source:
-        raise UserError(f"the {mk} to map is empty")
+        raise UserError(f"the {mk} to map is empty", hint=f"give the Expensify {_SOURCE_WORD.get(mk, mk.value)}")
     if not target:
         raise UserError(f"the QuickBooks name for {mk} {source!r} is empty", hint=f"to remove it: mlconnector map unset {mk} ...")
     if mk is MappingKind.EMPLOYEE and "@" not in source:
         raise UserError(f"employee {source!r} is not an email address", hint="employees are mapped by submitter email")
     limit = MAX_TARGET_LENGTH[mk]
     if len(target) > limit:
-        raise UserError(f"QuickBooks name {target[:40]!r}… is {len(target)} characters; a {mk} target allows {limit}")
+        raise UserError(f"QuickBooks name {target[:40]!r}… is {len(target)} characters; a {mk} target allows {limit}",
+                        hint=f"use the name exactly as QuickBooks shows it, at most {limit} characters")
     if any(unicodedata.category(c) in ("Cc", "Cs") for c in source):
-        raise UserError(f"{source!r} contains control characters")
+        raise UserError(f"{source!r} contains control characters", hint="type the name again without them")
     if not storable(target):
-        raise UserError(f"QuickBooks name {target!r} contains control characters or characters QuickBooks cannot store")
+        raise UserError(f"QuickBooks name {target!r} contains control characters or characters QuickBooks cannot store",
+                        hint="type the name again as QuickBooks shows it")
     return MappingRow(mk, source, target)
 
 
@@ -149,24 +155,56 @@ def unset_mapping(store: Store, kind: str | MappingKind, source: str, *, actor: 
         return change
 
 
+def check_rows(rows: Iterable[Row]) -> tuple[list[MappingRow], list[Problem]]:
+    """Every row validated: the mappings to write, and every problem with the row's line.
+
+    A row given twice with the same target counts once; the same source with two targets is a problem.
+    """
+    checked: dict[tuple[MappingKind, str], tuple[MappingRow, int | None]] = {}
+    problems: list[Problem] = []
+    for item in rows:
+        try:
+            row = validate(item.kind, item.source, item.target)
+        except UserError as exc:
+            problems.append(Problem(item.line, str(exc), exc.hint or ""))
+            continue
+        previous = checked.get((row.kind, row.source))
+        if previous is not None and previous[0].target != row.target:
+            where = f"line {previous[1]}" if previous[1] is not None else "another line"
+            problems.append(Problem(
+                item.line, f'{row.kind} "{row.source}" is mapped twice, to different names: "{previous[0].target}"'
+                f' on {where} and "{row.target}" here', "keep one of the two lines"))
+            continue
+        checked.setdefault((row.kind, row.source), (row, item.line))
+    return [row for row, _ in checked.values()], problems
+
+
+def import_file(store: Store, mapping_file: MappingFile, *, actor: str) -> list[MappingChange]:
+    """Set every mapping of a file in one transaction, or none when the file has any problem.
+
+    Existing mappings not in the file stay.
+
+    Raises:
+        MappingFileError: every problem of the file (shape and names), each with its line.
+    """
+    checked, problems = check_rows(mapping_file.rows)
+    if mapping_file.problems or problems:
+        raise MappingFileError(mapping_file.name, [*mapping_file.problems, *problems])
+    with store.atomic():
+        return [_write(store, row, actor) for row in checked]
+
+
 def import_mappings(store: Store, rows: Iterable[tuple[str, str, str]], *, actor: str) -> list[MappingChange]:
     """Set many mappings in one transaction (all or none); existing mappings not in ``rows`` stay.
 
     Raises:
-        UserError: a row is invalid (named by its number), or one source is given two targets.
+        MappingFileError: every invalid row (named "row N", counting from 1), and every source given two targets.
     """
-    checked: dict[tuple[MappingKind, str], MappingRow] = {}
-    for number, (kind, source, target) in enumerate(rows, start=1):
-        try:
-            row = validate(kind, source, target)
-        except UserError as exc:
-            raise UserError(f"row {number}: {exc}", hint=exc.hint) from None
-        previous = checked.get((row.kind, row.source))
-        if previous is not None and previous.target != row.target:
-            raise UserError(f"row {number}: {row.kind} {row.source!r} is mapped twice, to different names")
-        checked[(row.kind, row.source)] = row
-    with store.atomic():
-        return [_write(store, row, actor) for row in checked.values()]
+    numbered = [Row(kind, source, target, number) for number, (kind, source, target) in enumerate(rows, start=1)]
+    try:
+        return import_file(store, MappingFile("", tuple(numbered)), actor=actor)
+    except MappingFileError as exc:
+        raise MappingFileError("", exc.problems, unit="row") from None
 
 
 def cached_lists(store: Store) -> QbLists:

@@ -4,7 +4,8 @@
 - :func:`replan_unsent` plans again reports whose postings QuickBooks has not seen (blocked, or
   queued with a plan that changed); it runs after every mapping change.
 - :func:`check_mappings` lists every name that pulled, unposted reports use, how it resolves, and
-  the reports each unresolved name blocks (``map check``).
+  the reports each unresolved name blocks (``map check``); then the names of Expensify's lists
+  (``map refresh``) that no report uses yet and that still need a mapping.
 
 Each report is written in its own transaction: its postings (or its block), the notes and the
 audit rows commit together.
@@ -19,7 +20,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlconnector.config import Config, QuickBooksConfig
-from mlconnector.mapping.rules import How, MappingKind, Mappings, normalize_source
+from mlconnector.mapping.rules import (
+    TARGET_LIST,
+    How,
+    MappingKind,
+    Mappings,
+    command,
+    normalize_source,
+)
 from mlconnector.models import (
     Block,
     NonReimbursablePolicy,
@@ -29,6 +37,7 @@ from mlconnector.models import (
     Report,
 )
 from mlconnector.plan import PlanSettings, plan_report
+from mlconnector.services.lists import enabled_list_names, lists_refreshed_at
 from mlconnector.services.mappings import load_mappings
 from mlconnector.store import Store, skips
 from mlconnector.store.audit import AuditEvent
@@ -241,7 +250,12 @@ def _same_as_stored(store: Store, report: Report, plan: Plan) -> bool:
 
 @dataclass(frozen=True)
 class NameUse:
-    """One Expensify name that unposted reports use, how it resolves, and which reports use it."""
+    """One Expensify name, how it resolves, and which unposted reports use it.
+
+    ``origin`` is ``report`` for a name that pulled reports use, ``expensify_list`` for a name that
+    only Expensify's lists (``map refresh``) hold: no report uses it yet (``reports`` is empty and
+    ``policies`` names the policies that have it).
+    """
 
     kind: MappingKind
     source: str
@@ -250,20 +264,38 @@ class NameUse:
     problem: str
     fix: str
     reports: tuple[str, ...]
+    origin: str = "report"
+    policies: tuple[str, ...] = ()
 
     @property
     def blocks(self) -> bool:
         """True when the name stops its reports from being posted."""
-        return self.target is None
+        return self.target is None and bool(self.reports)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly view."""
+        data = {"kind": self.kind.value, "source": self.source, "target": self.target, "how": self.how.value,
+                "problem": self.problem, "fix": self.fix, "reports": list(self.reports), "origin": self.origin}
+        return data | ({"policies": list(self.policies)} if self.origin == EXPENSIFY_LIST else {})
+
+
+EXPENSIFY_LIST = "expensify_list"
 
 
 @dataclass(frozen=True)
 class MappingCheck:
-    """Everything ``map check`` shows."""
+    """Everything ``map check`` shows.
+
+    ``not_used_yet`` holds the enabled names of Expensify's lists that no unposted report uses and
+    that do not resolve yet (no mapping, no same-named QuickBooks record or vendor e-mail, or no
+    QuickBooks list to check against); ``expensify_lists_at`` is when ``map refresh`` fetched them.
+    """
 
     names: tuple[NameUse, ...] = ()
     reports_checked: int = 0
     lists_cached: tuple[str, ...] = field(default=())
+    not_used_yet: tuple[NameUse, ...] = ()
+    expensify_lists_at: str | None = None
 
     @property
     def blocking(self) -> tuple[NameUse, ...]:
@@ -276,11 +308,9 @@ class MappingCheck:
             "reports_checked": self.reports_checked,
             "lists_cached": list(self.lists_cached),
             "blocking": len(self.blocking),
-            "names": [
-                {"kind": n.kind.value, "source": n.source, "target": n.target, "how": n.how.value,
-                 "problem": n.problem, "fix": n.fix, "reports": list(n.reports)}
-                for n in self.names
-            ],
+            "names": [n.as_dict() for n in self.names],
+            "expensify_lists_at": self.expensify_lists_at,
+            "not_used_yet": [n.as_dict() for n in self.not_used_yet],
         }
 
 
@@ -289,7 +319,8 @@ def _reports_not_seen_by_quickbooks(store: Store) -> list[str]:
 
 
 def check_mappings(store: Store, config: Config | QuickBooksConfig) -> MappingCheck:
-    """Every category, tag and submitter that pulled, unposted reports use, resolved or explained.
+    """Every category, tag and submitter that pulled, unposted reports use, resolved or explained;
+    then the names of Expensify's lists that no such report uses and that still need a mapping.
 
     Blocking names come first, then by kind and name.
     """
@@ -312,4 +343,26 @@ def check_mappings(store: Store, config: Config | QuickBooksConfig) -> MappingCh
             found[key] = NameUse(resolved.kind, resolved.source, resolved.target, resolved.how,
                                  resolved.problem, resolved.fix, reports)
     names = sorted(found.values(), key=lambda n: (not n.blocks, n.kind.value, n.source.casefold()))
-    return MappingCheck(tuple(names), len(report_ids), tuple(sorted(k.value for k in mappings.lists.cached)))
+    used = set(found) | {(MappingKind.CATEGORY, source) for kind, source in found if kind is MappingKind.ITEM}
+    return MappingCheck(tuple(names), len(report_ids), tuple(sorted(k.value for k in mappings.lists.cached)),
+                        tuple(_not_used_yet(store, mappings, used)), lists_refreshed_at(store))
+
+
+def _not_used_yet(store: Store, mappings: Mappings, used: set[tuple[MappingKind, str]]) -> Iterable[NameUse]:
+    levels = {"class_tag_level": mappings.class_tag_level, "customer_tag_level": mappings.customer_tag_level}
+    for name in enabled_list_names(store, **levels):
+        if (name.kind, name.source) in used:
+            continue
+        resolved = mappings.category(name.source) if name.kind is MappingKind.CATEGORY else (
+            mappings.resolve(name.kind, name.source))
+        unchecked = resolved.how is How.SAME_NAME_UNCHECKED
+        if resolved.target is not None and not unchecked:
+            continue
+        list_kind = TARGET_LIST[name.kind].value
+        problem = resolved.problem or (
+            f'{name.kind} "{name.source}" is unmapped, and with no QuickBooks {list_kind} list fetched yet'
+            f" the same name would be used unchecked")
+        placeholder = "VENDOR NAME" if name.kind is MappingKind.EMPLOYEE else f"{list_kind.upper()} FULL NAME"
+        yield NameUse(name.kind, name.source, resolved.target, resolved.how, problem,
+                      command("map", "set", name.kind.value, name.source, placeholder), (),
+                      EXPENSIFY_LIST, name.policies)
