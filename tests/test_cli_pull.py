@@ -81,7 +81,7 @@ def test_pull_json_has_the_summary_shape_and_no_secret(
     data = json.loads(result.output)
     assert set(data) == {"result", "dry_run", "pull_id", "windows", "counts", "new", "unchanged", "changed",
                          "changed_after_posting", "invalid", "stamped", "stamp_error", "plan", "waiting", "watched",
-                         "reimbursed", "payments_queued", "not_found"}
+                         "reimbursed", "payments_queued", "not_found", "expensify_lists"}
     assert data["result"] == "ok" and data["counts"]["new"] == 4 and len(data["new"]) == 4
     assert data["windows"] == [{"start": "2026-01-01", "end": data["windows"][0]["end"]}]
     assert SECRET not in result.output

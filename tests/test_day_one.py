@@ -46,6 +46,9 @@ def test_a_home_made_by_init_alone_pulls_with_no_options_twice_and_after_a_since
     assert len(first["new"]) == 3
     second = _pull(runner, env)
     assert second["counts"]["new"] == 0 and "approved_after" in second["windows"][0]
+    # The Expensify lists `map check` compares come with the first pull, then once a day.
+    assert first["expensify_lists"] == {"refreshed": True, "error": None}
+    assert second["expensify_lists"] == {"refreshed": False, "error": None}
     since = _pull(runner, env, "--since", (dt.date.today() - dt.timedelta(days=40)).isoformat())
     assert since["counts"]["unchanged"] == 3
     assert _pull(runner, env)["windows"][0].get("approved_after")  # continues from the --since pull

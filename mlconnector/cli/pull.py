@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from mlconnector.config import Config
+    from mlconnector.expensify.client import ExpensifyClient
     from mlconnector.services.queue import PlanSummary
 
 from mlconnector.cli.context import (
@@ -109,6 +110,7 @@ def pull(
                 app_ctx.store(), client, config, since=day(since), until=day(until), report_ids=tuple(report or ()),
                 dry_run=dry_run, progress=bars,
             )
+            lists = None if dry_run else _refresh_lists(app_ctx, client, config)
             # Planning happens under the same lock, so two runs never plan the same report twice.
             plan = None if dry_run else _plan_pulled(app_ctx, config)
             payments = [] if dry_run else _queue_payments(app_ctx, config)
@@ -121,6 +123,7 @@ def pull(
     if plan is not None:
         data["plan"] = plan.as_dict()
         data["payments_queued"] = payments
+        data["expensify_lists"] = lists
     if dry_run:
         from mlconnector.services.preview import preview_plans
 
@@ -143,6 +146,20 @@ def pull(
     # A scheduled run must not report success while reports wait for a person, whichever pull blocked them.
     if summary.invalid or (not dry_run and (waiting["postings"] or (plan is not None and plan.blocked))):
         raise typer.Exit(ExitCode.PARTIAL)
+
+
+def _refresh_lists(app_ctx: AppContext, client: ExpensifyClient, config: Config) -> dict[str, Any]:
+    """Expensify's categories, tags and employees fetched again when a day old (what `map check` compares);
+    a failure here is reported and leaves the pull's own result alone."""
+    from mlconnector.errors import ExpensifyError
+    from mlconnector.services.lists import refresh_if_stale
+
+    try:
+        refreshed = refresh_if_stale(app_ctx.store(), client, config)
+    except ExpensifyError as exc:
+        log.warning("the Expensify lists could not be refreshed: %s", exc)
+        return {"refreshed": False, "error": str(exc)}
+    return {"refreshed": refreshed is not None, "error": None}
 
 
 def _queue_payments(app_ctx: AppContext, config: Config) -> list[str]:
