@@ -170,7 +170,13 @@ def test_progress_bars_draw_on_a_terminal_and_stay_silent_otherwise() -> None:
     with _PullProgress(Console(file=shown, force_terminal=True, width=100), True) as bars:
         for stage in ("export", "download", "parse", "store"):
             bars(stage, 1, 2 if stage != "download" else None)
-    assert "Exporting" in shown.getvalue() and "Storing" in shown.getvalue()
+    assert "Export jobs done" in shown.getvalue() and "Storing" in shown.getvalue()
+    # While Expensify prepares a job's file the bar says so and does not count the job done.
+    waiting = io.StringIO()
+    with _PullProgress(Console(file=waiting, force_terminal=True, width=120), True) as bars:
+        bars("wait", 1, 1)
+    assert "Waiting for Expensify's file (job 1 of 1)" in waiting.getvalue()
+    assert "1/1" not in waiting.getvalue() and "0/1" in waiting.getvalue()
     quiet = io.StringIO()
     with _PullProgress(Console(file=quiet), False) as bars:
         bars("export", 1, 1)

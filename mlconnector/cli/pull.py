@@ -35,7 +35,7 @@ log = logging.getLogger("mlconnector.cli")
 class _PullProgress:
     """Rich bars per stage on a terminal; nothing at all otherwise (Task Scheduler logs stay clean)."""
 
-    LABELS = {"stamp": "Stamping posted reports", "export": "Exporting", "download": "Downloading",
+    LABELS = {"stamp": "Stamping posted reports", "export": "Export jobs done", "download": "Downloading",
               "parse": "Parsing", "store": "Storing"}
 
     def __init__(self, console: Console, enabled: bool) -> None:
@@ -64,6 +64,16 @@ class _PullProgress:
     def __call__(self, stage: str, completed: int, total: int | None) -> None:
         if self.progress is None:
             return
+        if stage == "wait":  # Expensify is preparing job N's file: say so on the jobs bar, which is not done yet
+            stage, completed = "export", completed - 1
+            label = f"Waiting for Expensify's file (job {completed + 1} of {total})"
+            if stage in self.tasks:
+                self.progress.update(self.tasks[stage], description=label)
+                return
+            self.tasks[stage] = self.progress.add_task(label, total=total, completed=completed)
+            return
+        if stage == "export" and stage in self.tasks:
+            self.progress.update(self.tasks[stage], description=self.LABELS["export"])
         if stage not in self.tasks:
             self.tasks[stage] = self.progress.add_task(self.LABELS.get(stage, stage), total=total)
         self.progress.update(self.tasks[stage], completed=completed, total=total)

@@ -72,7 +72,8 @@ WATCH_BATCH = 500
 ACTOR = "pull"
 
 Progress = Callable[[str, int, "int | None"], None]
-"""``progress(stage, completed, total)``; stages: stamp, export, download, parse, store."""
+"""``progress(stage, completed, total)``; stages: stamp, export, wait (for Expensify's file of job N), download,
+parse, store."""
 
 
 def _no_progress(stage: str, completed: int, total: int | None) -> None:
@@ -327,7 +328,8 @@ def _run_exports(store: Store, client: ExpensifyClient, config: Config, summary:
         progress("export", n - 1, len(all_jobs))
         file_name = client.export(job, export_template(
             [f for f in (config.quickbooks.class_report_field, config.quickbooks.customer_report_field) if f]))
-        progress("export", n, len(all_jobs))
+        # Expensify prepares the file after the job is accepted: the job counts as done only once its file is in.
+        progress("wait", n, len(all_jobs))
         with tempfile.TemporaryFile(prefix="mlconnector-export-") as tmp:
             received = 0
 
@@ -338,6 +340,7 @@ def _run_exports(store: Store, client: ExpensifyClient, config: Config, summary:
 
             client.download(file_name, tmp, on_bytes=on_bytes)
             total = _check_complete(tmp, file_name)
+            progress("export", n, len(all_jobs))
             tmp.seek(0)
             _store_all(store, tmp, total, summary, seen, progress)
 
