@@ -91,7 +91,9 @@ def transactions_table(data: dict[str, Any]) -> RenderableType:
                   caption=("Total: what the employee was paid by check" if data.get("mode") == "check" else
                            "Total: what the employee is owed (Accounts Payable)")
                   + "; a card charge: what the company card paid; a bill payment: what the bank paid the employee."
-                  " Accounts: where it was spent, refunds subtracted.")
+                  " Accounts: where it was spent, refunds subtracted."
+                  + (" A journal entry's RefNumber (11 characters at most) is derived from the report ID, which"
+                     " starts every line memo." if data.get("mode") == "journal" else ""))
     # IDs never wrap (a broken TxnID cannot be searched for); names and accounts wrap at spaces.
     table.add_column("Report, employee", no_wrap=True)
     table.add_column("QuickBooks transaction", no_wrap=True)
