@@ -12,7 +12,9 @@ MlConnectorError                  root; only cli.py renders it (one line, no tra
 ├── ExpensifyError                Expensify failed (exit 3)
 │   ├── ExpensifyAuthError        bad credentials (401/403): fatal, never retried
 │   ├── ExpensifyValidationError  410 and friends: the request is wrong, never retried
+│   ├── ExpensifyEndpointError    expensify.url answers, but not as the Integration Server: never retried
 │   └── ExpensifyRetriableError   429, 5xx, network, timeouts, a download not ready
+│       └── ExpensifyConnectionError  no connection (refused, DNS, TLS, closed); some fail at once
 ├── QbxmlError                    qbXML could not be built or understood
 │   ├── QbxmlParseError           a malformed qbXML response (changes nothing)
 │   └── QuickBooksStatusError     QuickBooks answered a request with an error status
@@ -120,6 +122,40 @@ class ExpensifyValidationError(ExpensifyError):
 
 class ExpensifyRetriableError(ExpensifyError):
     """A failure that may pass: rate limit, server error, network, a download not ready yet."""
+
+
+class ExpensifyEndpointError(ExpensifyError):
+    """``expensify.url`` leads to a server that is not the Integration Server. Never retried.
+
+    It answered with a web page, or with HTTP 400/404/405 and no JSON envelope: the URL is wrong
+    (another web server, a wrong path) rather than the request.
+    """
+
+
+class ExpensifyConnectionError(ExpensifyRetriableError):
+    """No conversation with the server: refused, unknown name, TLS failure, no connection in time, cut.
+
+    ``host`` is the host of ``expensify.url`` (never the request), ``reason`` a few plain words
+    (``"connection refused"``). ``retry_soon`` is False when trying again within seconds cannot help
+    (a name that does not exist, a refused loopback or IP address, a certificate that cannot be
+    verified): the client then gives up at once. The error stays retriable in the sense that a later
+    run may pass, once the network or the configuration is fixed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        host: str | None = None,
+        reason: str = "",
+        retry_soon: bool = True,
+        response_code: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, response_code=response_code, hint=hint)
+        self.host = host
+        self.reason = reason
+        self.retry_soon = retry_soon
 
 
 class QbxmlError(MlConnectorError):

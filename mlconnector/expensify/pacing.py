@@ -15,6 +15,11 @@ class RetryPolicy:
 
     The delay before try ``n + 1`` is ``base_delay * 2**(n - 1)`` capped at ``max_delay``, of which
     the ``jitter`` fraction is random, so that several clients do not retry in step.
+
+    A failed connection (refused, closed, no connection in time) is retried on a short leash: the
+    same doubling waits, cut so that together they last at most ``connect_budget`` seconds
+    (:meth:`connect_waits`; by default 2 + 4 + 4 s, so 4 tries). Waiting minutes for a network that
+    is down only keeps a person at the terminal, or a scheduled task, in silence.
     """
 
     max_tries: int = 5
@@ -22,14 +27,36 @@ class RetryPolicy:
     max_delay: float = 60.0
     jitter: float = 0.5
     rate_limited_delay: float = 10.0
+    connect_budget: float = 10.0
 
-    def delay(self, attempt: int, rand: Callable[[], float] = random.random, *, rate_limited: bool = False) -> float:
+    def connect_waits(self) -> tuple[float, ...]:
+        """The full (unjittered) waits after failed connections: doubling, cut to ``connect_budget`` in all."""
+        waits: list[float] = []
+        left = self.connect_budget
+        for attempt in range(1, self.max_tries):
+            full = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1), left)
+            if full <= 0 < self.base_delay:
+                break
+            waits.append(max(full, 0.0))
+            left -= full
+        return tuple(waits)
+
+    def tries(self, *, connection: bool = False) -> int:
+        """How many tries a failure of this kind gets in all (the first one included)."""
+        return 1 + len(self.connect_waits()) if connection else self.max_tries
+
+    def delay(self, attempt: int, rand: Callable[[], float] = random.random, *, rate_limited: bool = False,
+              connection: bool = False) -> float:
         """Seconds to wait after failed try number ``attempt`` (1-based).
 
         After a 429 the wait is at least ``rate_limited_delay``: a window is full (another process
         may share the credentials), and the shortest window is 10 s, so a quick retry only burns a try.
+        After a failed connection the wait is the ``attempt``-th of :meth:`connect_waits`, jittered.
         """
         full = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+        if connection:
+            waits = self.connect_waits()
+            full = waits[min(attempt, len(waits)) - 1] if waits else 0.0
         wait = full * (1 - self.jitter) + full * self.jitter * rand()
         return max(wait, self.rate_limited_delay) if rate_limited else wait
 
