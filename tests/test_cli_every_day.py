@@ -121,3 +121,11 @@ def test_the_log_file_carries_the_zone_of_its_times(home: Path, env: dict[str, s
     CliRunner().invoke(app, ["pull"], env=env)
     text = (home / "logs" / "mlconnector.log").read_text()
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d ", text)
+
+
+def test_a_retry_is_announced_on_stderr_and_the_pull_goes_on(env: dict[str, str], sim: ExpensifySimulator) -> None:
+    sim.fail_next("http_503")
+    result = CliRunner().invoke(app, ["pull", "--json"], env=env)
+    assert result.exit_code in (0, 4), result.output
+    assert "trying again in" in result.stderr and "(2 of " in result.stderr
+    assert json.loads(result.stdout)["result"] == "ok"  # stdout is still only the JSON

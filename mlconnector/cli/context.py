@@ -159,7 +159,11 @@ def expensify_client(config: Config) -> ExpensifyClient:
     from mlconnector.expensify.client import ExpensifyClient
 
     user, secret = config.require_expensify_credentials()
-    return ExpensifyClient(user, secret, config.expensify.url)
+
+    def say_retry(text: str) -> None:  # on stderr: a waiting pull says why, and --json stays clean
+        console(stderr=True).print(text, markup=False)
+
+    return ExpensifyClient(user, secret, config.expensify.url, on_retry=say_retry)
 
 
 def actor() -> str:
