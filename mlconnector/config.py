@@ -91,6 +91,29 @@ class QbwcConfig:
 
 
 @dataclass(frozen=True)
+class ScheduleConfig:
+    """The ``[schedule]`` section: pulls ``serve`` runs by itself (under the same lock as ``mlconnector pull``)."""
+
+    pull_at: tuple[str, ...] = ()  # local times of day, "HH:MM"
+    pull_every_minutes: int = 0  # 0 = off
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """The ``[notify]`` section: where alerts go when something needs a person. The SMTP password comes from
+    MLCONNECTOR_SMTP_PASSWORD only."""
+
+    email_to: tuple[str, ...] = ()
+    email_from: str = ""
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_starttls: bool = True
+    webhook_url: str = ""
+    silent_after_hours: int = 26
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration, validated."""
 
@@ -98,6 +121,8 @@ class Config:
     quickbooks: QuickBooksConfig = field(default_factory=QuickBooksConfig)
     qbwc: QbwcConfig = field(default_factory=QbwcConfig)
     source: Path | None = None
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
     def require_expensify_credentials(self) -> tuple[str, Secret]:
         """The partner credentials, or a ConfigError naming each missing key and the fix.
@@ -201,6 +226,26 @@ _SECTIONS: dict[str, tuple[type[Any], dict[str, tuple[Parser, str]]]] = {
             "takeover_after_minutes": (values.int_range(1, 1440), "for example 10"),
         },
     ),
+    "schedule": (
+        ScheduleConfig,
+        {
+            "pull_at": (values.times_of_day, 'local times, for example ["06:00", "13:30"]'),
+            "pull_every_minutes": (values.int_range(0, 10_080), "0 turns it off; for example 60"),
+        },
+    ),
+    "notify": (
+        NotifyConfig,
+        {
+            "email_to": (values.email_list, 'for example ["controller@example.com"]'),
+            "email_from": (values.as_text, "the sender address, for example mlconnector@example.com"),
+            "smtp_host": (values.as_text, "your mail server, for example smtp.office365.com"),
+            "smtp_port": (values.int_range(1, 65535), "587 (STARTTLS) or 465"),
+            "smtp_user": (values.as_text, "the SMTP login; its password goes in MLCONNECTOR_SMTP_PASSWORD"),
+            "smtp_starttls": (values.boolean, "true or false"),
+            "webhook_url": (values.optional_url, "a Slack or Teams incoming-webhook URL"),
+            "silent_after_hours": (values.int_range(1, 24 * 30), "for example 26"),
+        },
+    ),
 }
 
 
@@ -245,6 +290,8 @@ def parse_config(
         quickbooks=QuickBooksConfig(**sections["quickbooks"]),
         qbwc=QbwcConfig(**sections["qbwc"]),
         source=source,
+        schedule=ScheduleConfig(**sections["schedule"]),
+        notify=NotifyConfig(**sections["notify"]),
     )
 
 
@@ -354,7 +401,14 @@ def config_to_toml(config: Config, *, include_secret: bool = True) -> dict[str, 
         "run_every_minutes": w.run_every_minutes,
         "takeover_after_minutes": w.takeover_after_minutes,
     }
-    return {"expensify": expensify, "quickbooks": quickbooks, "qbwc": qbwc}
+    n, sc = config.notify, config.schedule
+    schedule = {"pull_at": list(sc.pull_at), "pull_every_minutes": sc.pull_every_minutes}
+    notify = {
+        "email_to": list(n.email_to), "email_from": n.email_from, "smtp_host": n.smtp_host, "smtp_port": n.smtp_port,
+        "smtp_user": n.smtp_user, "smtp_starttls": n.smtp_starttls, "webhook_url": n.webhook_url,
+        "silent_after_hours": n.silent_after_hours,
+    }
+    return {"expensify": expensify, "quickbooks": quickbooks, "qbwc": qbwc, "schedule": schedule, "notify": notify}
 
 
 def write_config(path: Path, config: Config) -> None:

@@ -96,3 +96,26 @@ def report_states(value: Any) -> tuple[str, ...]:
 def secret(value: Any) -> Secret | None:
     text = as_text(value)
     return Secret(text) if text else None
+
+
+def times_of_day(value: Any) -> tuple[str, ...]:
+    """A list of local times of day, each "HH:MM" (24-hour), returned normalised and sorted."""
+    items = text_list(value)
+    out = []
+    for item in items:
+        hour, _, minute = item.strip().partition(":")
+        if not (hour.isdigit() and minute.isdigit() and len(minute) == 2 and 0 <= int(hour) < 24
+                and 0 <= int(minute) < 60):
+            raise ValueError(f"{item!r} is not a time of day HH:MM")
+        out.append(f"{int(hour):02d}:{minute}")
+    return tuple(sorted(set(out)))
+
+
+def email_list(value: Any) -> tuple[str, ...]:
+    """A list of e-mail addresses (each with one @ and a dot after it)."""
+    items = text_list(value)
+    for item in items:
+        local, at, domain = item.strip().partition("@")
+        if not (local and at and "." in domain):
+            raise ValueError(f"{item!r} is not an e-mail address")
+    return tuple(i.strip() for i in items)

@@ -134,3 +134,14 @@ def test_example_config_loads_and_shows_every_key() -> None:
 def test_secret_equality_and_hash() -> None:
     assert Secret("a") == Secret("a") and Secret("a") != Secret("b")
     assert len({Secret("a"), Secret("a")}) == 1
+
+
+def test_schedule_and_notify_sections_are_checked_and_normalised() -> None:
+    config = parse_config({"schedule": {"pull_at": ["6:00", "13:30", "06:00"], "pull_every_minutes": 60},
+                           "notify": {"email_to": ["controller@example.com"], "webhook_url": "https://hooks.example.com/x"}},
+                          environ={})
+    assert config.schedule.pull_at == ("06:00", "13:30") and config.schedule.pull_every_minutes == 60
+    assert config.notify.email_to == ("controller@example.com",) and config.notify.smtp_port == 587
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"schedule": {"pull_at": ["25:00"]}, "notify": {"email_to": ["nobody"]}}, environ={})
+    assert [p.path for p in caught.value.problems] == ["schedule.pull_at", "notify.email_to"]
