@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -181,9 +181,14 @@ class Report:
         return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
+_EXPENSE_FIELDS = tuple(f.name for f in fields(Expense))
+
+
 def _expense_material(expense: Expense) -> dict[str, Any]:
+    # What asdict() gave, without its deep copies (the fingerprint of every pulled report goes through here):
+    # every field is a str, bool, date, Decimal or a tuple of str, which json.dumps prints the same either way.
+    material = {name: getattr(expense, name) for name in _EXPENSE_FIELDS}
     # The card joined the fingerprint later: left out when empty, so reports pulled before keep theirs.
-    material = asdict(expense)
     if not material["card"]:
         del material["card"]
     # A receipt only adds a link to the memo: attaching one after posting is no edit of what was posted.

@@ -91,6 +91,8 @@ class QbLists:
 
     records: tuple[QbRecord, ...] = ()
     cached: frozenset[ListKind] = frozenset()
+    _by_name: dict[tuple[ListKind, str], QbRecord] = field(init=False, repr=False, compare=False)
+    _by_email: dict[str, list[QbRecord]] = field(init=False, repr=False, compare=False)
 
     @classmethod
     def of(cls, records: Iterable[QbRecord], cached: Iterable[ListKind] | None = None) -> QbLists:
@@ -99,21 +101,26 @@ class QbLists:
         kinds = frozenset(cached) if cached is not None else frozenset(r.kind for r in items)
         return cls(items, kinds)
 
+    def __post_init__(self) -> None:
+        # Looked up once per name per report while planning: with 10,000 vendors a scan each time is what
+        # made re-planning slow, so the lists are indexed once (the first record of a name wins, as before).
+        by_name: dict[tuple[ListKind, str], QbRecord] = {}
+        by_email: dict[str, list[QbRecord]] = {}
+        for record in self.records:
+            by_name.setdefault((record.kind, record.full_name.casefold()), record)
+            if record.kind is ListKind.VENDOR and record.is_active and record.email:
+                by_email.setdefault(record.email.strip().casefold(), []).append(record)
+        object.__setattr__(self, "_by_name", by_name)
+        object.__setattr__(self, "_by_email", by_email)
+
     def find(self, kind: ListKind, full_name: str) -> QbRecord | None:
         """The record of that full name (case-insensitive, as QuickBooks compares names)."""
-        wanted = full_name.casefold()
-        for record in self.records:
-            if record.kind is kind and record.full_name.casefold() == wanted:
-                return record
-        return None
+        found: QbRecord | None = self._by_name.get((kind, full_name.casefold()))
+        return found
 
     def vendors_with_email(self, email: str) -> list[QbRecord]:
         """Active vendors whose email is ``email`` (case-insensitive)."""
-        wanted = email.strip().casefold()
-        return [
-            r for r in self.records
-            if r.kind is ListKind.VENDOR and r.is_active and r.email and r.email.strip().casefold() == wanted
-        ]
+        return list(self._by_email.get(email.strip().casefold(), ()))
 
 
 @dataclass(frozen=True)

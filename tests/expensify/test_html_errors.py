@@ -192,10 +192,14 @@ def test_pull_exits_3_with_one_line_naming_expensify_status_and_title_after_retr
     cli_sim.fail_next("html", message="java.lang.NullPointerException", times=10)
     result = CliRunner().invoke(app, ["pull"], env=env)
     assert result.exit_code == 3
-    assert result.output == (
+    *retries, last = result.stderr.splitlines()
+    assert last == (
         "Error: Expensify failed with an HTML error page (HTTP 500: HTTP Status 500 - java.lang.NullPointerException)"
         " (after 5 tries) — a server error at Expensify or at a proxy in front of it; run mlconnector pull again"
-        " later\n")
+        " later")
+    # Each wait was announced, one line each, before the one-line error.
+    assert [r.rsplit("(", 1)[-1] for r in retries] == ["2 of 5)", "3 of 5)", "4 of 5)", "5 of 5)"]
+    assert result.stdout == ""
     assert len(cli_sim.requests) == RetryPolicy().max_tries
 
 
@@ -206,7 +210,7 @@ def test_pull_exits_3_on_a_load_balancer_502_page(home: Path, no_waiting: None) 
         result = CliRunner().invoke(app, ["pull", "--json"], env=env)
         assert mock.call_count == RetryPolicy().max_tries
     assert result.exit_code == 3
-    lines = result.stderr.splitlines()
+    lines = [line for line in result.stderr.splitlines() if "trying again in" not in line]
     assert len(lines) == 1 and "Traceback" not in result.output
     assert lines[0].startswith("Error: Expensify failed with an HTML error page (HTTP 502: 502 Bad Gateway)")
     assert "bug" not in lines[0]
