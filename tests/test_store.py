@@ -148,3 +148,19 @@ def test_settings_round_trip(store: Store) -> None:
 def test_split_sql_keeps_trigger_bodies_whole() -> None:
     statements = list(split_sql("CREATE TABLE a (x);\nCREATE TRIGGER t BEFORE DELETE ON a\nBEGIN\n SELECT 1;\nEND;\n"))
     assert len(statements) == 2 and statements[1].endswith("END;")
+
+
+def test_the_fingerprint_of_a_report_never_changes_across_versions() -> None:
+    # Stored fingerprints decide "changed after posting": a new way to compute them must give the same value
+    # (this one was computed by the version of 2026-11-29 before the fingerprint was made faster).
+    import datetime as dt
+    from decimal import Decimal
+
+    from mlconnector.models import Expense, Report
+
+    e = Expense("T1", dt.date(2026, 3, 1), "Café Zürich", Decimal("12.50"), "Travel", tags=("Sales", "Acme:Project X"),
+                comment="x", card="4242")
+    f = Expense("T2", dt.date(2026, 3, 2), "Uber", Decimal("-3.00"), "Travel", reimbursable=False, billable=True)
+    report = Report("R00X9oNOn2MO", "Trip", "ann@example.com", "Approved", "USD", Decimal("9.50"), (e, f),
+                    submitted=dt.date(2026, 3, 2), approved=dt.date(2026, 3, 3), report_fields=(("Department", "Sales"),))
+    assert report.fingerprint() == "315f89fd4041becd7c7fb90095aedd45a4c4ddf4a13b18b87be080dd19d129e1"
