@@ -248,6 +248,17 @@ class Store:
         """Remove a value from the settings table (nothing happens when it is absent)."""
         self.conn.execute("DELETE FROM settings WHERE key = ?", (key,))
 
+    def open_posting_counts(self) -> dict[PostingState, int]:
+        """Like :meth:`posting_counts`, but only the states work is waiting in (queued, blocked, sent, in doubt);
+        posted and failed read 0. Through the state index, so it costs the same with 50,000 posted postings."""
+        counts = dict.fromkeys(PostingState, 0)
+        open_states = (PostingState.QUEUED, PostingState.BLOCKED, PostingState.SENT, PostingState.IN_DOUBT)
+        for state, count in self.conn.execute(
+                "SELECT state, COUNT(*) FROM postings WHERE state IN (?, ?, ?, ?) GROUP BY state",
+                tuple(s.value for s in open_states)):
+            counts[PostingState(state)] = int(count)
+        return counts
+
     def posting_counts(self) -> dict[PostingState, int]:
         """How many postings are in each state (every state present, zeros included)."""
         counts = dict.fromkeys(PostingState, 0)

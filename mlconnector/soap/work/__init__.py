@@ -58,7 +58,7 @@ class PostingWork(Recovery, Payments, Writes, Failures):
 
     def has_work(self) -> bool:
         """Something is queued, sent, in doubt, or blocked while the lists or company settings are due a check."""
-        counts = self.store.posting_counts()
+        counts = self.store.open_posting_counts()
         if counts[S.QUEUED] or counts[S.SENT] or self._checkable_in_doubt(counts[S.IN_DOUBT]):
             return True
         if self._payments_due():
@@ -182,7 +182,7 @@ class PostingWork(Recovery, Payments, Writes, Failures):
         for state, n in messages.session_outcomes(self.store, ticket).items():
             if state in counts:
                 counts[state] = n
-        blocked = self.store.posting_counts()[S.BLOCKED]
+        blocked = self.store.open_posting_counts()[S.BLOCKED]
         text = f"Posted {counts['posted']}, failed {counts['failed']}, in doubt {counts['in_doubt']}"
         duplicates = txn_ledger.duplicates_learned_by(self.store, ticket_ref(ticket))
         if duplicates:

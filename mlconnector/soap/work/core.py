@@ -140,8 +140,9 @@ class WorkBase:
         refresh = self._refresh()
         if refresh.get("ticket") == ticket and refresh.get("pending"):
             # List pages still to fetch: the session must go on (then re-planning may queue reports).
-            return max(1, self.store.posting_counts()[S.QUEUED] + self.store.posting_counts()[S.BLOCKED])
-        counts = self.store.posting_counts()
+            counts = self.store.open_posting_counts()
+            return max(1, counts[S.QUEUED] + counts[S.BLOCKED])
+        counts = self.store.open_posting_counts()
         checkable = self._checkable_in_doubt(counts[S.IN_DOUBT])
         pending = counts[S.QUEUED]
         if not self._done(ticket, Kind.RECOVERY_QUERY):

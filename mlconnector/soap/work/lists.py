@@ -51,7 +51,7 @@ class ListsAndVerify(WorkBase):
             return self._store_message(ticket, Kind.LISTS, xml, [], [])
         if self._done(ticket, Kind.LISTS) or not self._lists_stale():
             return None
-        counts = self.store.posting_counts()
+        counts = self.store.open_posting_counts()
         if not (counts[S.QUEUED] or counts[S.BLOCKED]):
             return None
         requests = [
