@@ -6,6 +6,7 @@ process knows about are registered once and masked in any text).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -42,11 +43,16 @@ def redact_text(text: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=4096)  # audit details reuse a few dozen key names; each is checked once
+def _secret_named(key: str) -> bool:
+    return _SECRET_KEY.search(key) is not None
+
+
 def redact(value: Any) -> Any:
     """A copy of ``value`` (mappings, lists, text) with secret-named keys and known secrets masked."""
     if isinstance(value, Mapping):
         return {
-            k: (MASK if isinstance(k, str) and _SECRET_KEY.search(k) and v not in (None, "") else redact(v))
+            k: (MASK if isinstance(k, str) and _secret_named(k) and v not in (None, "") else redact(v))
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):

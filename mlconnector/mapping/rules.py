@@ -19,6 +19,7 @@ is *dangling* and blocks. Nothing here does I/O: the lists and mappings come in 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -146,6 +147,7 @@ def normalize_source(kind: MappingKind, source: str) -> str:
     return source.casefold() if kind in (MappingKind.EMPLOYEE, MappingKind.MERCHANT) else source
 
 
+@functools.lru_cache(maxsize=65536)  # the same few hundred names are checked for every report planned
 def storable(name: str) -> bool:
     """True when QuickBooks can hold every character of ``name`` (no control or format characters, no emoji)."""
     return all(ord(c) <= 0xFFFF and not unicodedata.category(c).startswith("C") for c in name)
