@@ -20,6 +20,7 @@ from mlconnector.cli.context import AppContext, ExitCode
 from mlconnector.cli.demo import demo
 from mlconnector.cli.init import init
 from mlconnector.cli.mapping import map_app
+from mlconnector.cli.notify import notify_app
 from mlconnector.cli.pull import pull
 from mlconnector.cli.replay import replay
 from mlconnector.cli.serve import qwc, serve
@@ -87,6 +88,7 @@ app.command()(serve)
 app.command()(status)
 app.add_typer(audit_app, name="audit")
 app.command()(replay)
+app.add_typer(notify_app, name="notify")
 
 
 def main() -> None:

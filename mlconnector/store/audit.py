@@ -57,6 +57,7 @@ class AuditEvent(StrEnum):
     DUPLICATE_IN_QUICKBOOKS = "duplicate_in_quickbooks"
     REIMBURSED = "reimbursed"  # Expensify shows the employee paid (a bill payment may follow)
     PAID_IN_QUICKBOOKS = "paid_in_quickbooks"  # the bills were already paid in QuickBooks: no payment posted
+    ALERT_SENT = "alert_sent"  # a digest of what needs a person went out (channels, counts, item keys)
 
 
 @dataclass(frozen=True)

@@ -319,6 +319,24 @@ CREATE TABLE bills_paid_by_hand (
 );
 """
 
+# Alerts (notify): what each channel was told already (one row per item and channel, dropped when the item
+# goes away, so an item that comes back later is told again), and when each channel may send its next digest.
+ALERTS = """
+CREATE TABLE alerts_sent (
+    channel TEXT NOT NULL,           -- email | webhook
+    item_key TEXT NOT NULL,          -- stable per item, e.g. blocked:R00042:3f2a9c1b0d4e
+    sent_at TEXT NOT NULL,
+    PRIMARY KEY (channel, item_key)
+);
+CREATE TABLE alert_channels (
+    channel TEXT PRIMARY KEY,
+    last_attempt_at TEXT,            -- the last digest it tried to send
+    last_sent_at TEXT,               -- the last digest it sent
+    next_at TEXT NOT NULL,           -- no digest through this channel before then (hourly; sooner after a failure)
+    last_error TEXT                  -- why the last attempt failed (redacted), NULL after a success
+);
+"""
+
 MIGRATIONS: Sequence[Migration] = (
     Migration("0001_initial_schema", INITIAL_SCHEMA),
     Migration("0003_plan_skips", PLAN_SKIPS),
@@ -328,6 +346,7 @@ MIGRATIONS: Sequence[Migration] = (
     Migration("0008_expense_card", EXPENSE_CARD),
     Migration("0009_report_fields", REPORT_FIELDS),
     Migration("0010_reimbursements", REIMBURSEMENTS),
+    Migration("0011_alerts", ALERTS),
 )
 
 BOOKKEEPING = """
