@@ -129,3 +129,28 @@ def test_a_retry_is_announced_on_stderr_and_the_pull_goes_on(env: dict[str, str]
     assert result.exit_code in (0, 4), result.output
     assert "trying again in" in result.stderr and "(2 of " in result.stderr
     assert json.loads(result.stdout)["result"] == "ok"  # stdout is still only the JSON
+
+
+def test_a_pull_that_blocks_a_report_tells_the_webhook_once(
+    home: Path, env: dict[str, str], sim: ExpensifySimulator
+) -> None:
+    from .test_notify import _HookServer, Webhook
+
+    state = Webhook()
+    server = _HookServer(state)
+    state.port = server.server_address[1]
+    import threading
+
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        config = home / "config.toml"
+        assert 'webhook_url = ""' in config.read_text()  # init writes every [notify] key
+        config.write_text(config.read_text().replace('webhook_url = ""', f'webhook_url = "{state.url}"'))
+        runner = CliRunner()
+        assert runner.invoke(app, ["pull"], env=env).exit_code == 4
+        assert runner.invoke(app, ["pull"], env=env).exit_code == 4  # nothing new: nothing sent again
+    finally:
+        server.shutdown()
+        server.server_close()
+    (post,) = state.posts
+    assert "blocked" in post["text"] and LONG_EMAIL in post["text"] and "mlconnector map set employee" in post["text"]

@@ -128,7 +128,11 @@ def pull(
     except MlConnectorError as exc:
         if as_json:  # a script reading --json gets JSON whatever happened; the one-line error goes to stderr
             print_json({"result": "failed", "error": str(exc), "hint": exc.hint, "exit_code": int(exit_code_for(exc))})
+        if not dry_run:
+            _alert(app_ctx)  # Expensify failing on consecutive runs is itself something to tell a person
         raise
+    if not dry_run:
+        _alert(app_ctx)
     data = summary.as_dict()
     if plan is not None:
         data["plan"] = plan.as_dict()
@@ -156,6 +160,21 @@ def pull(
     # A scheduled run must not report success while reports wait for a person, whichever pull blocked them.
     if summary.invalid or (not dry_run and (waiting["postings"] or (plan is not None and plan.blocked))):
         raise typer.Exit(ExitCode.PARTIAL)
+
+
+def _alert(app_ctx: AppContext) -> None:
+    """Tell a person what newly needs them ([notify]); never fails the pull."""
+    import datetime as dt
+
+    from mlconnector.errors import MlConnectorError
+
+    try:
+        config, store = app_ctx.config(), app_ctx.store()
+    except MlConnectorError:
+        return  # no config or state file: nothing to tell, and the pull's own error says why
+    from mlconnector.services.notify import send_alerts
+
+    send_alerts(store, config, now=dt.datetime.now(dt.timezone.utc), trigger="pull")
 
 
 def _refresh_lists(app_ctx: AppContext, client: ExpensifyClient, config: Config) -> dict[str, Any]:
