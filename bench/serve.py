@@ -201,14 +201,14 @@ FLOOR_ANSWER = {"request": ""}  # what the floor's sendRequestXML returns: set t
 class FloorService(ServiceBase):  # type: ignore[misc]
     """The two heavy Web Connector operations with the product's WSDL signatures, doing nothing."""
 
-    @rpc(_In, _In, _In, _In, _Int, _Int, _returns=_Out)  # type: ignore[misc]
+    @rpc(_In, _In, _In, _In, _Int, _Int, _returns=_Out)  # type: ignore[misc, untyped-decorator, unused-ignore]
     def sendRequestXML(  # noqa: N802
         ctx: Any, ticket: str | None, strHCPResponse: str | None, strCompanyFileName: str | None,  # noqa: N803
         qbXMLCountry: str | None, qbXMLMajorVers: int | None, qbXMLMinorVers: int | None,  # noqa: N803
     ) -> str:
         return FLOOR_ANSWER["request"]
 
-    @rpc(_In, _In, _In, _In, _returns=_Int)  # type: ignore[misc]
+    @rpc(_In, _In, _In, _In, _returns=_Int)  # type: ignore[misc, untyped-decorator, unused-ignore]
     def receiveResponseXML(  # noqa: N802
         ctx: Any, ticket: str | None, response: str | None, hresult: str | None, message: str | None
     ) -> int:
