@@ -101,9 +101,22 @@ class Timed:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         method = environ.get("HTTP_SOAPACTION", "").strip('"').rsplit("/", 1)[-1] or "other"
         started = time.perf_counter()
-        body = b"".join(self.app(environ, start_response))  # the body is built here, inside the timing
+        inner = self.app(environ, start_response)
+        body = b"".join(inner)  # the body is built here, inside the timing
         self.sequence.append((method, (time.perf_counter() - started) * 1000))
-        return [body]
+        # The app's close() (housekeeping after the answer) runs when the server has sent the body, as in
+        # production; it is not part of the call, but a next call that has to wait for it is.
+        return _Closing([body], getattr(inner, "close", None))
+
+
+class _Closing(list[bytes]):
+    def __init__(self, body: list[bytes], close: Callable[[], Any] | None) -> None:
+        super().__init__(body)
+        self._close = close
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
 
 
 class RecordingConnector(WebConnector):

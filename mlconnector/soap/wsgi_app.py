@@ -174,6 +174,17 @@ def _base_url(environ: dict[str, Any]) -> str:
     return f"{scheme}://{host}"
 
 
+class _AfterResponse(list[bytes]):
+    """A response body whose ``close()`` (called by the server once the body is sent) runs ``after``."""
+
+    def __init__(self, body: list[bytes], after: Callable[[], None]) -> None:
+        super().__init__(body)
+        self._after = after
+
+    def close(self) -> None:
+        self._after()
+
+
 def make_wsgi_app(service_factory: Callable[[], QbwcService], *, max_body: int = MAX_BODY_BYTES) -> WsgiApp:
     """The WSGI application; ``service_factory`` is called once, on the first SOAP call."""
     from spyne.server.wsgi import WsgiApplication
@@ -217,7 +228,18 @@ def make_wsgi_app(service_factory: Callable[[], QbwcService], *, max_body: int =
         headers = [(k, v) for k, v in captured.get("headers", []) if k.lower() != "content-length"]
         headers.append(("Content-Length", str(len(chunks))))
         start_response(status, headers)
-        return [chunks]
+        return _AfterResponse([chunks], housekeeping)
+
+    def housekeeping() -> None:
+        # After the answer went out: the state file's write-ahead log is folded back here, not in a call.
+        store = getattr(holder.get("svc"), "store", None)
+        if store is None:
+            return
+        with lock:
+            try:
+                store.checkpoint_if_due()
+            except Exception:  # housekeeping never fails a call that was already answered
+                log.warning("could not fold the state file's write-ahead log back; it is retried", exc_info=True)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         path = environ.get("PATH_INFO", "") or "/"

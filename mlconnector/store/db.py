@@ -227,6 +227,39 @@ class Store:
             done.append(migration.name)
         return done
 
+    # Above this the write-ahead log is folded back into the state file (about 4 MB of 4 KiB pages).
+    CHECKPOINT_PAGES = 1000
+
+    def defer_checkpoints(self) -> None:
+        """Stop SQLite folding the write-ahead log back at commit time; :meth:`checkpoint_if_due` does it.
+
+        A checkpoint copies pages and syncs the file: done inside a commit it landed in whichever Web Connector
+        call crossed the threshold (100 ms and more with a large history). ``serve`` runs it after the answer
+        has gone out instead.
+        """
+        self.conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._deferred = True
+
+    def checkpoint_if_due(self) -> bool:
+        """Fold the write-ahead log back when it has grown past :attr:`CHECKPOINT_PAGES`; True when it did.
+
+        PASSIVE: never waits for readers or writers (a pull in another process goes on); what it cannot copy
+        now is copied next time.
+        """
+        if not getattr(self, "_deferred", False) or self._depth:
+            return False
+        row = self.conn.execute("PRAGMA database_list").fetchone()
+        wal = Path(str(row[2]) + "-wal") if row and row[2] else None
+        try:
+            size = wal.stat().st_size if wal is not None else 0
+        except OSError:
+            return False
+        page = int(self.conn.execute("PRAGMA page_size").fetchone()[0])
+        if size < self.CHECKPOINT_PAGES * page:
+            return False
+        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        return True
+
     def schema_version(self) -> str:
         """The name of the newest applied migration."""
         row = self.conn.execute("SELECT name FROM schema_migrations ORDER BY name DESC LIMIT 1").fetchone()

@@ -194,7 +194,8 @@ __all__ = ["PostingWork", "Kind", "LIST_MAX_AGE", "make_work", "make_settings"]
 
 
 def make_work(store: Store, config: Config) -> PostingWork:
-    """The Work that ``mlconnector serve`` runs."""
+    """The Work that ``mlconnector serve`` runs (its state file folds its log back after answers, not in calls)."""
+    store.defer_checkpoints()
     return PostingWork(store, config)
 
 
