@@ -11,12 +11,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from mlconnector.config import Config
-    from mlconnector.expensify.client import ExpensifyClient
-    from mlconnector.services.queue import PlanSummary
-
 from mlconnector.cli.context import (
-    AppContext,
     ExitCode,
     app_context,
     console,
@@ -107,44 +102,29 @@ def pull(
     (mlconnector status lists them). A dry run shows that count too but exits 4 only for invalid
     reports: it previews the export and plans nothing.
     """
-    from mlconnector.services.locking import exclusive
-    from mlconnector.services.pull import pull_reports, waiting_for_a_person
+    from mlconnector.services.pull_job import run_pull_job
 
     app_ctx = app_context(ctx)
     out = console()
     try:
         config = app_ctx.config()
         client = expensify_client(config)
-        with exclusive(app_ctx.paths.lock_file), client, _PullProgress(out, out.is_terminal and not as_json) as bars:
-            summary = pull_reports(
-                app_ctx.store(), client, config, since=day(since), until=day(until), report_ids=tuple(report or ()),
-                dry_run=dry_run, progress=bars,
-            )
-            lists = None if dry_run else _refresh_lists(app_ctx, client, config)
-            # Planning happens under the same lock, so two runs never plan the same report twice.
-            plan = None if dry_run else _plan_pulled(app_ctx, config)
-            payments = [] if dry_run else _queue_payments(app_ctx, config)
-            waiting = waiting_for_a_person(app_ctx.store())
+        with client, _PullProgress(out, out.is_terminal and not as_json) as bars:
+            job = run_pull_job(app_ctx.store(), client, config, app_ctx.paths.lock_file, today=dt.date.today(),
+                               since=day(since), until=day(until), report_ids=tuple(report or ()), dry_run=dry_run,
+                               progress=bars)
     except MlConnectorError as exc:
         if as_json:  # a script reading --json gets JSON whatever happened; the one-line error goes to stderr
             print_json({"result": "failed", "error": str(exc), "hint": exc.hint, "exit_code": int(exit_code_for(exc))})
-        if not dry_run:
-            _alert(app_ctx)  # Expensify failing on consecutive runs is itself something to tell a person
         raise
-    if not dry_run:
-        _alert(app_ctx)
-    data = summary.as_dict()
-    if plan is not None:
-        data["plan"] = plan.as_dict()
-        data["payments_queued"] = payments
-        data["expensify_lists"] = lists
+    summary, plan, waiting = job.summary, job.plan, job.waiting
+    data = job.as_dict()
     if dry_run:
         from mlconnector.services.preview import preview_plans
 
         wanted = {*summary.new, *summary.changed}
         data["preview"] = preview_plans(app_ctx.store(), config, [r for r in summary.previewed if r.report_id in wanted],
                                         today=dt.date.today())
-    data["waiting"] = waiting
     if as_json:
         print_json(data)
     else:
@@ -160,46 +140,3 @@ def pull(
     # A scheduled run must not report success while reports wait for a person, whichever pull blocked them.
     if summary.invalid or (not dry_run and (waiting["postings"] or (plan is not None and plan.blocked))):
         raise typer.Exit(ExitCode.PARTIAL)
-
-
-def _alert(app_ctx: AppContext) -> None:
-    """Tell a person what newly needs them ([notify]); never fails the pull."""
-    import datetime as dt
-
-    from mlconnector.errors import MlConnectorError
-
-    try:
-        config, store = app_ctx.config(), app_ctx.store()
-    except MlConnectorError:
-        return  # no config or state file: nothing to tell, and the pull's own error says why
-    from mlconnector.services.notify import send_alerts
-
-    send_alerts(store, config, now=dt.datetime.now(dt.timezone.utc), trigger="pull")
-
-
-def _refresh_lists(app_ctx: AppContext, client: ExpensifyClient, config: Config) -> dict[str, Any]:
-    """Expensify's categories, tags and employees fetched again when a day old (what `map check` compares);
-    a failure here is reported and leaves the pull's own result alone."""
-    from mlconnector.errors import ExpensifyError
-    from mlconnector.services.lists import refresh_if_stale
-
-    try:
-        refreshed = refresh_if_stale(app_ctx.store(), client, config)
-    except ExpensifyError as exc:
-        log.warning("the Expensify lists could not be refreshed: %s", exc)
-        return {"refreshed": False, "error": str(exc)}
-    return {"refreshed": refreshed is not None, "error": None}
-
-
-def _queue_payments(app_ctx: AppContext, config: Config) -> list[str]:
-    """Queue the bill payment of every reimbursed report whose bills QuickBooks holds (bill_payment_account)."""
-    from mlconnector.services.payments import queue_payments
-
-    return queue_payments(app_ctx.store(), config, today=dt.date.today(), actor="pull")
-
-
-def _plan_pulled(app_ctx: AppContext, config: Config) -> PlanSummary:
-    """Plan and queue every stored report that has no posting yet (not only this pull's)."""
-    from mlconnector.services.queue import plan_and_queue
-
-    return plan_and_queue(app_ctx.store(), config, today=dt.date.today(), actor="pull")
