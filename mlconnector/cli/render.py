@@ -41,6 +41,13 @@ def status_view(report: dict[str, Any]) -> RenderableType:
         lines.append(Text("Changed in Expensify after posting (check QuickBooks by hand): "
                           + ", ".join(report["changed_after_posting"]), style="yellow"))
     lines.append(_web_connector_line(report))
+    schedule = report.get("schedule") or {}
+    if schedule.get("next_pull") or schedule.get("last_pull"):
+        last = schedule.get("last_pull") or {}
+        text = f"Schedule: next pull {human(schedule.get('next_pull'), never='not scheduled')}"
+        if last:
+            text += f"; last scheduled pull {last.get('result')} at {human(last.get('at'))}"
+        lines.append(Text(text))
     if report.get("quickbooks_company"):
         lines.append(_company_line(report["quickbooks_company"]))
     payments = report.get("bill_payments") or {}

@@ -24,6 +24,15 @@ START_DATE_PROBLEM = ("expensify.start_date: missing, and no pull has succeeded 
                       "fails (set it in config.toml, or run mlconnector init --force --start-date YYYY-MM-DD)")
 
 
+def _schedule(store: Store, config: Any) -> dict[str, Any]:
+    """The next pull `serve` runs by itself ([schedule]) and how its last one ended."""
+    from mlconnector.services.schedule import schedule_status
+
+    if config is None:
+        return {"next_pull": None, "last_pull": None}
+    return schedule_status(store, config, dt.datetime.now(dt.timezone.utc))
+
+
 def _writable(paths: Paths) -> bool:
     import os
 
@@ -36,9 +45,11 @@ def collect_status(paths: Paths) -> dict[str, Any]:
     config: dict[str, Any] = {"path": str(paths.config_file), "found": paths.config_file.exists(), "problems": []}
     takeover = dt.timedelta(minutes=10)
     start_missing = False
+    loaded_config = None
     if config["found"]:
         try:
             loaded = load_config(paths.config_file)
+            loaded_config = loaded
             takeover = dt.timedelta(minutes=loaded.qbwc.takeover_after_minutes)
             config["mode"] = loaded.quickbooks.mode.value
             start_missing = loaded.expensify.start_date is None
@@ -64,14 +75,15 @@ def collect_status(paths: Paths) -> dict[str, Any]:
             reasons = top_blocked_reasons(store)
             pulls = _pull_status(store)
             dashboard = {**web_connector_status(store, takeover), **attention(store), "duplicates": duplicates(store),
-                         "quickbooks_company": company_file(store) or None}
+                         "quickbooks_company": company_file(store) or None,
+                         "schedule": _schedule(store, loaded_config)}
         finally:
             store.close()
     else:
         pulls = {"last_pull": None, "changed_after_posting": []}
         dashboard = {"last_qbwc_contact": None, "qbwc_session": None,
                      "blocked": _empty_list(), "failed": _empty_list(), "duplicates": _empty_list(),
-                     "quickbooks_company": None}
+                     "quickbooks_company": None, "schedule": {"next_pull": None, "last_pull": None}}
     return {
         "home": {"path": str(paths.home), "exists": paths.home.is_dir()},
         # "postings" counts every transaction, bill payments included; "bill_payments" those alone, plus the
