@@ -178,6 +178,10 @@ class Mappings:
     lists: QbLists = field(default_factory=QbLists)
     class_tag_level: int = 1
     customer_tag_level: int = 2
+    # Each name resolves the same way for the life of this object (rules and lists are fixed): planning
+    # 10,000 reports asks for the same few hundred names again and again.
+    _resolved: dict[tuple[MappingKind, str], Resolved] = field(default_factory=dict, init=False, repr=False,
+                                                               compare=False)
 
     @classmethod
     def compile(
@@ -202,6 +206,13 @@ class Mappings:
 
     def resolve(self, kind: MappingKind, source: str) -> Resolved:
         """The QuickBooks name for ``source`` of ``kind``, with how it was found, or the problem and fix."""
+        key = (kind, source)
+        found = self._resolved.get(key)
+        if found is None:
+            found = self._resolved[key] = self._resolve(kind, source)
+        return found
+
+    def _resolve(self, kind: MappingKind, source: str) -> Resolved:
         if kind is MappingKind.EMPLOYEE:
             return self._vendor(source)
         if kind is MappingKind.CARD:

@@ -56,6 +56,7 @@ from mlconnector.store.reports import (
 )
 
 UNSENT = (PostingState.QUEUED, PostingState.BLOCKED)
+PLAN_BATCH = 200  # reports planned per transaction
 
 
 @dataclass(frozen=True)
@@ -190,24 +191,28 @@ def _run(
     nothing: list[str] = []
     unchanged: list[str] = []
     count = 0
-    for rid in report_ids:
-        report = load_report(store, rid)
-        plan = plan_report(report, mappings, settings, posting_day=today)
-        if replace and _same_as_stored(store, report, plan):
-            unchanged.append(rid)
-            continue
+    for start in range(0, len(report_ids), PLAN_BATCH):
+        # One commit per batch, one savepoint per report: each report is still written whole or not at all,
+        # and a killed run loses at most the batch's plans, which the next run makes again.
         with store.atomic():
-            if replace:
-                dropped = delete_unsent_postings(store, rid)
-                store.audit.append(AuditEvent.NOTE, actor=actor, report_id=rid,
-                                   detail={"replanned": why, "unsent_postings_dropped": dropped})
-            count += _write(store, report, plan, actor, settings)
-        blocked.extend(plan.blocked)
-        notes.extend(plan.notes)
-        if plan.postings:
-            queued.append(rid)
-        elif not plan.blocked:
-            nothing.append(rid)
+            for rid in report_ids[start:start + PLAN_BATCH]:
+                report = load_report(store, rid)
+                plan = plan_report(report, mappings, settings, posting_day=today)
+                if replace and _same_as_stored(store, report, plan):
+                    unchanged.append(rid)
+                    continue
+                with store.atomic():
+                    if replace:
+                        dropped = delete_unsent_postings(store, rid)
+                        store.audit.append(AuditEvent.NOTE, actor=actor, report_id=rid,
+                                           detail={"replanned": why, "unsent_postings_dropped": dropped})
+                    count += _write(store, report, plan, actor, settings)
+                blocked.extend(plan.blocked)
+                notes.extend(plan.notes)
+                if plan.postings:
+                    queued.append(rid)
+                elif not plan.blocked:
+                    nothing.append(rid)
     return PlanSummary(tuple(queued), count, tuple(blocked), tuple(notes), tuple(nothing), tuple(unchanged))
 
 
