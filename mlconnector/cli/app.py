@@ -16,6 +16,7 @@ import typer
 
 from mlconnector import __version__
 from mlconnector.cli.audit import audit_app
+from mlconnector.cli.check import check
 from mlconnector.cli.context import AppContext, ExitCode
 from mlconnector.cli.demo import demo
 from mlconnector.cli.init import init
@@ -71,6 +72,7 @@ def _main(
 # The order people meet the commands in (it is the order of `mlconnector --help`).
 app.command()(init)
 app.command()(status)
+app.command()(check)
 app.add_typer(audit_app, name="audit")
 app.command()(replay)
 app.add_typer(map_app, name="map")

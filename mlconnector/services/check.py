@@ -140,7 +140,7 @@ def _credentials_check(config: Config | None, client_for: Callable[[Config], Exp
         finally:
             client.close()
     except ExpensifyError as exc:
-        return Check(name, False, f"Expensify refused or failed for partner user {user}: {redact_text(str(exc))}",
+        return Check(name, False, f"partner user {user}: {redact_text(str(exc))}",
                      redact_text(exc.hint) if exc.hint else
                      "check expensify.partner_user_id and the secret (MLCONNECTOR_EXPENSIFY_SECRET)")
     policies = answer.get("policyList") or []
@@ -249,6 +249,8 @@ def serves_ml_connector(host: str, port: int, timeout: float) -> bool:
             conn.request("GET", "/support")
             server = conn.getresponse().getheader("Server") or ""
             return server.startswith(SERVER_PREFIX)
+        except TimeoutError:  # a TLS server answers plain HTTP at once; silence is something else
+            return False
         except (OSError, http.client.HTTPException):
             continue
         finally:
