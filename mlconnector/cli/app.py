@@ -16,6 +16,7 @@ import typer
 
 from mlconnector import __version__
 from mlconnector.cli.audit import audit_app
+from mlconnector.cli.check import check
 from mlconnector.cli.context import AppContext, ExitCode
 from mlconnector.cli.demo import demo
 from mlconnector.cli.init import init
@@ -81,6 +82,7 @@ def _main(
 # pull, connect the Web Connector, then the everyday ones.
 app.command()(demo)
 app.command()(init)
+app.command()(check)
 app.add_typer(map_app, name="map")
 app.command()(pull)
 app.command()(qwc)

@@ -143,9 +143,10 @@ def serve(app: WsgiApp, host: str = "127.0.0.1", port: int = 8080, *, certfile: 
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, stop_on_signal)
-    if on_ready:
-        on_ready(f"{scheme}://{bound_host}:{bound_port}{SOAP_PATH}")
     try:
+        # Inside the try: a SIGTERM that comes as soon as the URL is printed must still stop the threads.
+        if on_ready:
+            on_ready(f"{scheme}://{bound_host}:{bound_port}{SOAP_PATH}")
         server.serve()
     except (KeyboardInterrupt, SystemExit):
         log.info("stopping on request")

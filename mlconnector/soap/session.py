@@ -29,6 +29,9 @@ import datetime as dt
 import hmac
 import logging
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from mlconnector import __version__
 from mlconnector.errors import QbwcSessionError
@@ -51,6 +54,7 @@ from mlconnector.soap.protocol import (
     parse_version,
     unknown_ticket_text,
 )
+from mlconnector.store import Store
 from mlconnector.store.audit import AuditEvent
 from mlconnector.store.sessions import (
     LIVE_STATES,
@@ -65,9 +69,25 @@ from mlconnector.store.sessions import (
 log = logging.getLogger("mlconnector.soap.session")
 
 __all__ = [
-    "MAX_NOOPS", "NOOP", "SUPPORTED_QBXML_VERSIONS", "LIVE_STATES", "QbwcService", "Session", "SessionSettings",
-    "SessionState", "Work", "choose_qbxml_version",
+    "MAX_NOOPS", "NOOP", "SUPPORTED_QBXML_VERSIONS", "LIVE_STATES", "QbwcService", "Session", "SessionEnd",
+    "SessionSettings", "SessionState", "Work", "choose_qbxml_version",
 ]
+
+
+@dataclass(frozen=True)
+class SessionEnd:
+    """A Web Connector session that has just ended, for ``serve``'s one line per session.
+
+    ``summary`` is what closeConnection answers (or would have: posted, failed, blocked); ``reason`` is
+    None for a session that ran to its end, else why it stopped early or was given up.
+    """
+
+    user: str
+    company_file: str
+    started: dt.datetime
+    ended: dt.datetime
+    summary: str
+    reason: str | None = None
 
 
 class QbwcService(Exchange):
@@ -78,7 +98,58 @@ class QbwcService(Exchange):
         work: what the sessions do (see :class:`~mlconnector.soap.protocol.Work`).
         settings: login, company file and limits.
         now: the clock; defaults to the store's.
+        on_session_end: told of every session that ends (closed, or given up), after its end is committed;
+            an exception it raises is logged and never reaches the Web Connector.
     """
+
+    def __init__(self, store: Store, work: Work, settings: SessionSettings,
+                 now: Callable[[], dt.datetime] | None = None, *,
+                 on_session_end: Callable[[SessionEnd], None] | None = None) -> None:
+        super().__init__(store, work, settings, now)
+        self.on_session_end = on_session_end
+        self._ended: list[SessionEnd] = []  # ended inside the current transaction; told once it commits
+        self._told: dict[str, None] = {}  # tickets expired on a call, so a second late call is not told again
+
+    def _session_ended(self, session: Session, ended: dt.datetime, *, summary: str | None = None,
+                       reason: str | None = None) -> None:
+        """Note an ended session; :meth:`_tell_ended` passes it on after the transaction commits."""
+        if self.on_session_end is None:
+            return
+        text = summary or self.work.summary(session.ticket) or self._default_summary(session)
+        self._ended.append(SessionEnd(session.username, session.company_file, session.created_at, ended, text,
+                                      reason))
+
+    @contextmanager
+    def _telling_ends(self) -> Iterator[None]:
+        """Around a call: tell the sessions it ended once it returns; forget them if it raised (rolled back)."""
+        try:
+            yield
+        except BaseException:
+            self._ended.clear()
+            raise
+        self._tell_ended()
+
+    def _tell_ended(self) -> None:
+        ended, self._ended = self._ended, []
+        for end in ended:
+            try:
+                if self.on_session_end is not None:
+                    self.on_session_end(end)
+            except Exception:  # a console gone away must not fail the Web Connector's call
+                log.warning("could not report the end of a session", exc_info=True)
+
+    def _session_for_call(self, ticket: str, call: str) -> Session | None:
+        """As the base class; a session it finds idle for too long (and expires) counts as given up."""
+        session = super()._session_for_call(ticket, call)
+        if session is None and self.on_session_end is not None:
+            gone = load_session(self.store, ticket)
+            if (gone is not None and gone.state is SessionState.EXPIRED and gone.ticket not in self._told
+                    and self.now() - gone.last_seen_at >= self.settings.idle_timeout):
+                self._told[gone.ticket] = None
+                if len(self._told) > 100:
+                    self._told.pop(next(iter(self._told)))
+                self._session_ended(gone, self.now(), reason=gone.last_error)
+        return session
 
     def server_version(self) -> str:
         """Shown in QBWC's "More Information"."""
@@ -104,7 +175,8 @@ class QbwcService(Exchange):
         """
         username = username or ""
         try:
-            return self._authenticate(username, password or "")
+            with self._telling_ends():
+                return self._authenticate(username, password or "")
         except Exception as exc:
             self._record_exception("authenticate", "", exc)
             raise QbwcSessionError(
@@ -174,6 +246,7 @@ class QbwcService(Exchange):
                 end_session(self.store, old, SessionState.LOST, now, error=(
                     "a new Web Connector session took over after "
                     f"{minutes_text(self.settings.takeover_after)} without QuickBooks' answer"))
+                self._session_ended(old, now, reason=old.last_error)
                 self.store.audit.append(
                     AuditEvent.SESSION_ERROR, actor=ACTOR,
                     detail={"session": _ticket_ref(old.ticket), "call": "authenticate",
@@ -181,9 +254,11 @@ class QbwcService(Exchange):
                 )
             elif now - old.last_seen_at >= self.settings.idle_timeout:
                 end_session(self.store, old, SessionState.EXPIRED, now, error="no call from the Web Connector for 30 minutes")
+                self._session_ended(old, now, reason=old.last_error)
             else:
                 end_session(self.store, old, SessionState.CLOSED, now, error=(
                     "a newer Web Connector session replaced this one; it starts over at its next run"))
+                self._session_ended(old, now, reason="replaced by a newer session (nothing was outstanding)")
                 self.store.audit.append(
                     AuditEvent.SESSION_CLOSED, actor=ACTOR,
                     detail={"session": _ticket_ref(old.ticket), "ended_as": old.state.value,
@@ -210,49 +285,57 @@ class QbwcService(Exchange):
     @_never_raises(lambda self, ticket, message: "done")
     def connection_error(self, ticket: str, hresult: str, message: str) -> str:
         """QBWC could not open QuickBooks: record why and stop (``"done"``)."""
-        hint = HRESULT_HINTS.get((hresult or "").lower(), "")
-        text = f"The Web Connector could not connect to QuickBooks ({hresult or 'no code'}: {message or 'no message'})"
-        text += f": {hint}." if hint else "."
-        with self.store.atomic():
-            session = load_session(self.store, ticket)
-            self.store.audit.append(
-                AuditEvent.SESSION_ERROR, actor=ACTOR,
-                detail={"session": _ticket_ref(ticket), "call": "connectionError", "hresult": hresult or "",
-                        "message": message or "", "hint": hint},
-            )
-            if session is not None and session.state.is_live:
-                if session.state is SessionState.AWAITING:
-                    self.work.on_session_lost(ticket)
-                end_session(self.store, session, SessionState.CLOSED, self.now(), error=text)
-        log.warning("connectionError: %s", text)
-        return "done"
+        with self._telling_ends():
+            hint = HRESULT_HINTS.get((hresult or "").lower(), "")
+            text = ("The Web Connector could not connect to QuickBooks "
+                    f"({hresult or 'no code'}: {message or 'no message'})")
+            text += f": {hint}." if hint else "."
+            with self.store.atomic():
+                session = load_session(self.store, ticket)
+                self.store.audit.append(
+                    AuditEvent.SESSION_ERROR, actor=ACTOR,
+                    detail={"session": _ticket_ref(ticket), "call": "connectionError", "hresult": hresult or "",
+                            "message": message or "", "hint": hint},
+                )
+                if session is not None and session.state.is_live:
+                    if session.state is SessionState.AWAITING:
+                        self.work.on_session_lost(ticket)
+                    now = self.now()
+                    end_session(self.store, session, SessionState.CLOSED, now, error=text)
+                    self._session_ended(session, now, reason=text)
+            log.warning("connectionError: %s", text)
+            return "done"
 
     @_never_raises(lambda self, ticket, message: "ml-connector: the session ended with an error; see its log file.")
     def close_connection(self, ticket: str) -> str:
         """End the session; a one-line summary for QBWC's status column."""
-        with self.store.atomic():
-            session = load_session(self.store, ticket)
-            if session is None:
-                if ticket:
-                    return "ml-connector: session already ended."
-                return CLOSE_TEXT_WITHOUT_SESSION.get(self._last_refusal, CLOSE_TEXT_WITHOUT_SESSION["none"])
-            if not session.state.is_live:
-                if session.detail.get("late_answer"):
-                    return str(session.detail["late_answer"])
-                return f"ml-connector: session already ended ({session.state.value})."
-            now = self.now()
-            if session.state is SessionState.AWAITING:
-                self.work.on_session_lost(ticket)
-            summary = self.work.summary(ticket) or self._default_summary(session)
-            previous = session.state
-            end_session(self.store, session, SessionState.CLOSED, now, error=session.last_error)
-            self.store.audit.append(
-                AuditEvent.SESSION_CLOSED, actor=ACTOR,
-                detail={"session": _ticket_ref(ticket), "ended_as": previous.value, "summary": summary,
-                        **{k: session.detail.get(k, 0) for k in ("requests", "responses", "failures")}},
-            )
-        log.info("session %s closed: %s", _ticket_ref(ticket), summary)
-        return summary
+        with self._telling_ends():
+            with self.store.atomic():
+                session = load_session(self.store, ticket)
+                if session is None:
+                    if ticket:
+                        return "ml-connector: session already ended."
+                    return CLOSE_TEXT_WITHOUT_SESSION.get(self._last_refusal, CLOSE_TEXT_WITHOUT_SESSION["none"])
+                if not session.state.is_live:
+                    if session.detail.get("late_answer"):
+                        return str(session.detail["late_answer"])
+                    return f"ml-connector: session already ended ({session.state.value})."
+                now = self.now()
+                if session.state is SessionState.AWAITING:
+                    self.work.on_session_lost(ticket)
+                summary = self.work.summary(ticket) or self._default_summary(session)
+                previous = session.state
+                end_session(self.store, session, SessionState.CLOSED, now, error=session.last_error)
+                self.store.audit.append(
+                    AuditEvent.SESSION_CLOSED, actor=ACTOR,
+                    detail={"session": _ticket_ref(ticket), "ended_as": previous.value, "summary": summary,
+                            **{k: session.detail.get(k, 0) for k in ("requests", "responses", "failures")}},
+                )
+                stopped = session.last_error if previous is SessionState.FAILED else None
+                self._session_ended(session, now, summary=summary,
+                                    reason=None if stopped and stopped in summary else stopped)
+            log.info("session %s closed: %s", _ticket_ref(ticket), summary)
+            return summary
 
     def get_interactive_url(self, ticket: str, session_id: str) -> str:
         """ml-connector never asks for interactive mode, so there is no page to open."""
