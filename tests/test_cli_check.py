@@ -47,7 +47,8 @@ def _set_port(home: Path, port: int) -> None:
 
 @pytest.fixture
 def runner(home: Path, sim: ExpensifySimulator) -> CliRunner:
-    runner = CliRunner()
+    # The secret stays in the environment, as init --non-interactive leaves it (never copied to config.toml).
+    runner = CliRunner(env={"MLCONNECTOR_EXPENSIFY_SECRET": sim.partner_user_secret})
     result = runner.invoke(
         app, ["init", "--non-interactive", "--expensify-user", sim.partner_user_id, "--expensify-url", sim.url],
         env={"MLCONNECTOR_QBWC_PASSWORD": "pw", "MLCONNECTOR_EXPENSIFY_SECRET": sim.partner_user_secret})
