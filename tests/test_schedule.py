@@ -95,3 +95,30 @@ def test_a_scheduled_pull_skips_and_says_so_while_another_pull_holds_the_lock(ho
     finally:
         store.close()
     assert last is not None and last["result"] == "skipped" and "another pull was running" in last["detail"]["why"]
+
+
+def test_a_session_end_runs_the_alert_check_at_once_in_the_schedules_thread(
+    home: Path, configured: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    import mlconnector.services.notify as notify
+
+    calls: list[tuple[str, str]] = []
+
+    def spy(store: Store, config: Config, *, now: dt.datetime, trigger: str, **kw: object) -> None:
+        calls.append((trigger, threading.current_thread().name))
+
+    monkeypatch.setattr(notify, "send_alerts", spy)
+    scheduler = Scheduler(resolve_paths(home, environ={}), configured, interval=3600)
+    scheduler.start()
+    try:
+        scheduler.alert_soon()
+        for _ in range(100):
+            if calls:
+                break
+            time.sleep(0.02)
+    finally:
+        scheduler.stop()
+    assert calls == [("serve", "mlconnector-schedule")]

@@ -67,7 +67,13 @@ def serve(
     def session_ended(end: SessionEnd) -> None:
         out.print(session_line(end), markup=False)
         out.file.flush()
+        scheduler.alert_soon()  # tell a person what newly needs them ([notify]), outside the call
 
+    # The schedule ([schedule] pulls) and the alert check run beside the server, each round on its own
+    # connection to the state file; a silent Web Connector never ends a session, so only this timer sees it.
+    from mlconnector.services.schedule import Scheduler
+
+    scheduler = Scheduler(app_ctx.paths, config)
     service = QbwcService(store, make_work(store, config), settings, on_session_end=session_ended)
     wsgi_app = make_wsgi_app(lambda: service)
     bound_host = host or config.qbwc.host
@@ -80,6 +86,12 @@ def serve(
         out.file.flush()
 
     bound_port = config.qbwc.port if port is None else port  # 0: any free port (the OS picks it)
+    scheduler.start()
+    if config.schedule.pull_at or config.schedule.pull_every_minutes:
+        every = f"every {config.schedule.pull_every_minutes} min" if config.schedule.pull_every_minutes else ""
+        times = ", ".join(config.schedule.pull_at)
+        out.print(f"Pulling from Expensify by itself: {' and '.join(p for p in (times and 'at ' + times, every) if p)}"
+                  " (local time; [schedule] in config.toml).", markup=False)
     try:
         run_server(wsgi_app, bound_host, bound_port,
                    certfile=str(certfile) if certfile else None, keyfile=str(keyfile) if keyfile else None,
@@ -88,6 +100,8 @@ def serve(
         raise RefusedError(f"cannot use the certificate {certfile} ({exc.reason or exc})", hint=CERT_FIX) from None
     except OSError as exc:
         raise _listen_error(exc, bound_host, bound_port) from None
+    finally:
+        scheduler.stop()
     out.print("Stopped.", markup=False)
 
 

@@ -80,6 +80,7 @@ class Scheduler:
         self.interval = interval
         self.lock_wait = lock_wait
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_alert: dt.datetime | None = None
         self.started = self.now()  # "every N minutes" counts from here until the first scheduled pull
@@ -90,13 +91,24 @@ class Scheduler:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread (a pull under way finishes first)."""
+        """Stop the thread. A pull under way is abandoned with the process (a killed pull loses nothing)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.lock_wait + 60)
+            self._thread.join(timeout=5)
+
+    def alert_soon(self) -> None:
+        """Run the alert check at once, in this thread (a session just ended): never inside a Web Connector
+        call, where sending mail could hold the Web Connector up."""
+        self._last_alert = None
+        self._wake.set()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.tick()
             except Exception:  # the timer must outlive any one round; the log has the details
