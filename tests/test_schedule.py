@@ -122,3 +122,46 @@ def test_a_session_end_runs_the_alert_check_at_once_in_the_schedules_thread(
     finally:
         scheduler.stop()
     assert calls == [("serve", "mlconnector-schedule")]
+
+
+def test_serves_scheduled_pull_holds_the_lock_and_a_manual_pull_meanwhile_is_refused(
+    home: Path, configured: Config, sim: ExpensifySimulator
+) -> None:
+    import time
+
+    from mlconnector.errors import LockedError
+
+    sim.not_ready_polls = 1  # Expensify takes a few seconds to prepare the file: the pull is under way a while
+    clock = [dt.datetime.now(dt.timezone.utc)]
+    paths = resolve_paths(home, environ={})
+    scheduler = Scheduler(paths, configured, now=lambda: clock[0], interval=0.05)
+    clock[0] += dt.timedelta(minutes=61)  # the hourly pull is due
+    scheduler.start()
+    try:
+        held = False
+        for _ in range(200):  # until the scheduled pull holds the lock
+            try:
+                with exclusive(paths.lock_file):
+                    pass
+            except LockedError:
+                held = True
+                break
+            time.sleep(0.01)
+        assert held
+        manual = CliRunner().invoke(app, ["pull"])
+        assert manual.exit_code == 1
+        assert "another mlconnector pull is running" in manual.output
+        for _ in range(500):
+            store = Store.open(home / "state.db")
+            try:
+                from mlconnector.services.schedule import last_scheduled_pull
+
+                last = last_scheduled_pull(store)
+            finally:
+                store.close()
+            if last:
+                break
+            time.sleep(0.02)
+    finally:
+        scheduler.stop()
+    assert last is not None and last["result"] == "ok" and last["detail"]["counts"]["new"] == 2

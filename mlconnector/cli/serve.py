@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import socket
-import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,7 +11,6 @@ import typer
 
 from mlconnector.cli.context import app_context, console, handle_errors
 from mlconnector.errors import ConfigError, ConfigProblem, RefusedError
-from mlconnector.services.check import CERT_FIX, address_problem, age_text, tls_pair_problem, try_bind
 
 if TYPE_CHECKING:
     from mlconnector.soap.session import SessionEnd
@@ -52,6 +49,8 @@ def serve(
     The WSDL is at /qbwc?wsdl and the support page at /support. Register it with the file from
     mlconnector qwc. Each Web Connector session prints one line when it ends.
     """
+    import ssl
+
     from mlconnector.soap.server import make_wsgi_app
     from mlconnector.soap.server import serve as run_server
     from mlconnector.soap.session import QbwcService
@@ -97,6 +96,8 @@ def serve(
                    certfile=str(certfile) if certfile else None, keyfile=str(keyfile) if keyfile else None,
                    on_ready=ready)
     except ssl.SSLError as exc:
+        from mlconnector.services.check import CERT_FIX
+
         raise RefusedError(f"cannot use the certificate {certfile} ({exc.reason or exc})", hint=CERT_FIX) from None
     except OSError as exc:
         raise _listen_error(exc, bound_host, bound_port) from None
@@ -107,6 +108,8 @@ def serve(
 
 def _check_tls_files(certfile: Path | None, keyfile: Path | None) -> None:
     """Refuse a lone certificate or key, and a pair serve could not use, naming why."""
+    from mlconnector.services.check import CERT_FIX, tls_pair_problem
+
     if bool(certfile) != bool(keyfile):
         raise ConfigError([ConfigProblem("--certfile/--keyfile", "give both or neither", "pass both files for HTTPS")])
     if certfile is not None and keyfile is not None:
@@ -117,6 +120,10 @@ def _check_tls_files(certfile: Path | None, keyfile: Path | None) -> None:
 
 def _listen_error(exc: OSError, host: str, port: int) -> RefusedError:
     """Why serve cannot listen: cheroot keeps only the text of the bind error, so bind again to learn its errno."""
+    import socket
+
+    from mlconnector.services.check import address_problem, try_bind
+
     cause = exc if exc.errno is not None or isinstance(exc, socket.gaierror) else try_bind(host, port)
     if cause is None:  # free again by now: say what cheroot said
         return RefusedError(f"cannot listen on {host}:{port}: {' '.join(str(exc).split())}",
@@ -130,6 +137,8 @@ def session_line(end: SessionEnd, tz: dt.tzinfo | None = None) -> str:
 
     The time is local (``tz``: tests fix it) with its UTC offset; the counts are closeConnection's summary.
     """
+    from mlconnector.services.check import age_text
+
     ended = end.ended.astimezone(tz)
     offset = ended.strftime("%z") or "+0000"
     stamp = f"{ended:%Y-%m-%d %H:%M:%S} {offset[:3]}:{offset[3:5]}"
