@@ -268,7 +268,10 @@ def reports_only_in(store: Store, states: Iterable[str]) -> list[str]:
     """Reports all of whose postings are in ``states`` (and not changed after posting)."""
     wanted = tuple(states)
     marks = ",".join("?" for _ in wanted)
+    # From the postings in those states (the state index), each checked by its own report's postings: the
+    # cost follows the open work, not the posted history.
     return [str(r[0]) for r in store.conn.execute(
-        "SELECT p.report_id FROM postings p JOIN reports r ON r.report_id = p.report_id"
-        " WHERE r.changed_after_posting = 0 GROUP BY p.report_id"
-        f" HAVING SUM(CASE WHEN p.state IN ({marks}) THEN 0 ELSE 1 END) = 0 ORDER BY p.report_id", wanted)]
+        "SELECT DISTINCT p.report_id FROM postings p JOIN reports r ON r.report_id = p.report_id"
+        f" WHERE p.state IN ({marks}) AND r.changed_after_posting = 0"
+        " AND NOT EXISTS (SELECT 1 FROM postings q WHERE q.report_id = p.report_id"
+        f"  AND +q.state NOT IN ({marks})) ORDER BY p.report_id", (*wanted, *wanted))]
