@@ -21,7 +21,9 @@ summary carries the IDs of reports stored new or changed, for the planner.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import itertools
 import json
 import logging
 import tempfile
@@ -66,6 +68,7 @@ INVALID_SETTING = "pull.invalid_reports"  # report ID -> reason, re-exported by 
 MAX_RETRY = 500  # bounds the retry job; the oldest IDs are kept (sorted), the rest wait their turn
 MAX_WINDOW_DAYS = 365  # Expensify refuses date ranges longer than a year
 STAMP_BATCH = 200
+STORE_BATCH = 200  # reports stored per transaction
 # Posted reports read again per export job: ~13 characters each in reportIDList keeps the form small, and a
 # few hundred reports make a file of a few MB. Jobs are paced by the client like every other request.
 WATCH_BATCH = 500
@@ -371,24 +374,31 @@ def _check_complete(tmp: IO[bytes], file_name: str) -> int:
 def _store_all(store: Store, tmp: IO[bytes], total: int, summary: PullSummary, seen: set[str],
                progress: Progress) -> None:
     done = 0
-    for item in iter_export(tmp):
-        done += 1
-        progress("parse", done, total)
-        if item.report_id and item.report_id in seen:
-            continue  # the same report from a second, overlapping job of this pull
-        seen.add(item.report_id)
-        if isinstance(item, InvalidReport):
-            summary.invalid.append(item)
-            if not summary.dry_run:
-                with store.atomic():
-                    store.audit.append(AuditEvent.INVALID, actor=ACTOR, report_id=item.report_id or None,
-                                       detail={"reason": item.reason})
-        elif summary.dry_run:
-            summary._record(_preview(store, item), item.report_id)
-            summary.previewed.append(item)
-        else:
-            summary._record(save_report(store, item, actor=ACTOR), item.report_id)
-        progress("store", done, total)
+    items = iter_export(tmp)
+    while batch := list(itertools.islice(items, STORE_BATCH)):
+        # One commit per batch, one savepoint per report (save_report's own): a report is stored whole or not
+        # at all; when the pull stops part-way (an error, Ctrl-C), the reports completed so far are kept, and a
+        # process killed outright loses at most the batch, which the next pull exports again (the window moves
+        # on only when a pull finishes).
+        with contextlib.nullcontext() if summary.dry_run else store.atomic(keep_done=True):
+            for item in batch:
+                done += 1
+                progress("parse", done, total)
+                if item.report_id and item.report_id in seen:
+                    continue  # the same report from a second, overlapping job of this pull
+                seen.add(item.report_id)
+                if isinstance(item, InvalidReport):
+                    summary.invalid.append(item)
+                    if not summary.dry_run:
+                        with store.atomic():
+                            store.audit.append(AuditEvent.INVALID, actor=ACTOR, report_id=item.report_id or None,
+                                               detail={"reason": item.reason})
+                elif summary.dry_run:
+                    summary._record(_preview(store, item), item.report_id)
+                    summary.previewed.append(item)
+                else:
+                    summary._record(save_report(store, item, actor=ACTOR), item.report_id)
+                progress("store", done, total)
 
 
 def _preview(store: Store, report: Report) -> SaveOutcome:

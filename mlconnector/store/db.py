@@ -164,11 +164,16 @@ class Store:
         return self.now().isoformat(timespec="milliseconds")
 
     @contextmanager
-    def atomic(self) -> Iterator[Store]:
+    def atomic(self, *, keep_done: bool = False) -> Iterator[Store]:
         """Run a block in one transaction (nested blocks become savepoints); yields the store itself.
 
+        ``keep_done`` (outermost block only): when the block fails, what its nested blocks completed is
+        committed rather than rolled back. For batches of units that each write in their own nested block:
+        a failing unit's savepoint has rolled it back already, and the units before it stay whole.
+
         Raises:
-            StoreError: SQLite failed; the whole block was rolled back.
+            StoreError: SQLite failed; the whole block was rolled back (or, with ``keep_done``, all but
+                the completed nested blocks).
         """
         if self._depth == 0:
             begin, commit, rollback = "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"
@@ -184,7 +189,8 @@ class Store:
             yield self
         except BaseException as exc:
             self._depth -= 1
-            for statement in rollback.split("; "):
+            keep = keep_done and self._depth == 0 and not isinstance(exc, sqlite3.Error)
+            for statement in (commit if keep else rollback).split("; "):
                 self.conn.execute(statement)
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"the state file could not be updated: {exc}") from exc
