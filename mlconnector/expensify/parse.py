@@ -43,6 +43,8 @@ def split_tag_levels(tag: str) -> tuple[str, ...]:
     """
     if not tag.strip():
         return ()
+    if "\\" not in tag:  # no escapes (nearly every tag): a plain split
+        return tuple(level.strip() for level in tag.split(":"))
     levels: list[str] = []
     current: list[str] = []
     i = 0

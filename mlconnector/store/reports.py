@@ -58,11 +58,11 @@ def _insert_expenses(store: Store, report: Report) -> None:
     )
 
 
-def _report_values(report: Report) -> tuple[object, ...]:
+def _report_values(report: Report, fingerprint: str) -> tuple[object, ...]:
     return (
         report.name, report.submitter_email, report.submitter_name, report.status, report.currency,
         decimal_to_cents(report.total), report.policy_id, report.policy_name, _date(report.created),
-        _date(report.submitted), _date(report.approved), report.fingerprint(),
+        _date(report.submitted), _date(report.approved), fingerprint,
         json.dumps([list(pair) for pair in report.report_fields]) if report.report_fields else "",
     )
 
@@ -103,7 +103,7 @@ def save_report(store: Store, report: Report, *, actor: str = "pull") -> SaveOut
                 " policy_id, policy_name, created, submitted, approved, fingerprint, report_fields, report_id,"
                 " first_pulled_at, last_pulled_at, reimbursed, ach_reimbursed, payment_pending)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*_report_values(report), report.report_id, now, now, *_reimbursement(report),
+                (*_report_values(report, fingerprint), report.report_id, now, now, *_reimbursement(report),
                  int(report.is_reimbursed)),
             )
             _insert_expenses(store, report)
@@ -156,7 +156,7 @@ def save_report(store: Store, report: Report, *, actor: str = "pull") -> SaveOut
             # would never be planned again.
             " fingerprint = ?, report_fields = ?, changed_fingerprint = NULL, changed_after_posting = 0"
             " WHERE report_id = ?",
-            (*_report_values(report), report.report_id),
+            (*_report_values(report, fingerprint), report.report_id),
         )
         store.conn.execute("DELETE FROM expenses WHERE report_id = ?", (report.report_id,))
         _insert_expenses(store, report)
