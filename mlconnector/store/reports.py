@@ -9,6 +9,7 @@ state file and the audit log, and never posted again silently.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -42,6 +43,11 @@ def _date(value: dt.date | None) -> str | None:
     return value.isoformat() if value else None
 
 
+@functools.lru_cache(maxsize=4096)  # a company uses a few hundred tag combinations, over and over
+def _tags_json(tags: tuple[str, ...]) -> str:
+    return json.dumps(list(tags))
+
+
 def _insert_expenses(store: Store, report: Report) -> None:
     store.conn.executemany(
         "INSERT INTO expenses (report_id, position, transaction_id, date, merchant, amount_cents, currency,"
@@ -50,7 +56,7 @@ def _insert_expenses(store: Store, report: Report) -> None:
         [
             (
                 report.report_id, n, e.transaction_id, e.date.isoformat(), e.merchant, decimal_to_cents(e.amount),
-                e.currency, e.category, json.dumps(list(e.tags)), e.comment, int(e.reimbursable), int(e.billable),
+                e.currency, e.category, _tags_json(e.tags), e.comment, int(e.reimbursable), int(e.billable),
                 e.card, e.receipt_url,
             )
             for n, e in enumerate(report.expenses)
