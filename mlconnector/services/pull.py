@@ -63,7 +63,7 @@ from mlconnector.store.reports import (
 
 log = logging.getLogger("mlconnector.services.pull")
 
-LAST_PULL_SETTING = "pull.last_success_day"
+LAST_PULL_SETTING = pulls.LAST_PULL_SETTING  # defined beside the pulls table; callers import it from here too
 INVALID_SETTING = "pull.invalid_reports"  # report ID -> reason, re-exported by ID on later pulls
 MAX_RETRY = 500  # bounds the retry job; the oldest IDs are kept (sorted), the rest wait their turn
 MAX_WINDOW_DAYS = 365  # Expensify refuses date ranges longer than a year

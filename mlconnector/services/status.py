@@ -12,8 +12,8 @@ from mlconnector.config import load_config
 from mlconnector.errors import ConfigError
 from mlconnector.models import PostingState
 from mlconnector.paths import Paths
-from mlconnector.services.pull import LAST_PULL_SETTING
 from mlconnector.store import Store, dashboard
+from mlconnector.store.pulls import LAST_PULL_SETTING
 from mlconnector.store.company import company_file
 from mlconnector.store.ledger import all_duplicates
 from mlconnector.store.payments import payment_counts

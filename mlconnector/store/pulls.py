@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mlconnector.models import PostingMode, PostingState
+
+# The last day a pull covered: where the next plain pull continues from (`status` reads it too).
+LAST_PULL_SETTING = "pull.last_success_day"
 from mlconnector.store.db import Store
 
 
