@@ -9,7 +9,7 @@ the pure :class:`~mlconnector.mapping.Mappings`.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mlconnector.errors import NotFoundError, UserError
@@ -23,6 +23,7 @@ from mlconnector.mapping.rules import (
     normalize_source,
     storable,
 )
+from mlconnector.qbxml.parse import ListRecord
 from mlconnector.store import Store, qb_lists
 from mlconnector.store import mappings as store_mappings
 from mlconnector.store.audit import AuditEvent
@@ -207,15 +208,16 @@ def import_mappings(store: Store, rows: Iterable[tuple[str, str, str]], *, actor
         raise MappingFileError("", exc.problems, unit="row") from None
 
 
-def cached_lists(store: Store) -> QbLists:
-    """The QuickBooks lists the Web Connector server cached in ``qb_lists``."""
-    return QbLists.of(QbRecord(r.kind, r.full_name, r.is_active, r.email, r.list_id)
-                      for r in qb_lists.cached_records(store))
+def cached_lists(store: Store, records: Sequence[ListRecord] | None = None) -> QbLists:
+    """The QuickBooks lists the Web Connector server cached in ``qb_lists`` (``records``: already read)."""
+    rows = qb_lists.cached_records(store) if records is None else records
+    return QbLists.of(QbRecord(r.kind, r.full_name, r.is_active, r.email, r.list_id) for r in rows)
 
 
-def load_mappings(store: Store, *, class_tag_level: int = 1, customer_tag_level: int = 2) -> Mappings:
-    """The stored mappings and cached lists, compiled for planning."""
+def load_mappings(store: Store, *, class_tag_level: int = 1, customer_tag_level: int = 2,
+                  records: Sequence[ListRecord] | None = None) -> Mappings:
+    """The stored mappings and cached lists, compiled for planning (``records``: the lists, already read)."""
     rows = [(r.kind.value, r.source, r.target) for r in list_mappings(store)]
     return Mappings.compile(
-        rows, cached_lists(store), class_tag_level=class_tag_level, customer_tag_level=customer_tag_level
+        rows, cached_lists(store, records), class_tag_level=class_tag_level, customer_tag_level=customer_tag_level
     )

@@ -37,6 +37,7 @@ from mlconnector.models import (
     Report,
 )
 from mlconnector.plan import PlanSettings, plan_report
+from mlconnector.qbxml.parse import ListRecord
 from mlconnector.services.lists import enabled_list_names, lists_refreshed_at
 from mlconnector.services.mappings import load_mappings
 from mlconnector.store import Store, skips
@@ -104,10 +105,13 @@ def settings_for(config: Config | QuickBooksConfig) -> PlanSettings:
     )
 
 
-def mappings_for(store: Store, config: Config | QuickBooksConfig) -> Mappings:
-    """Stored mappings and cached lists, with the tag levels from the config."""
+def mappings_for(store: Store, config: Config | QuickBooksConfig,
+                 records: Sequence[ListRecord] | None = None) -> Mappings:
+    """Stored mappings and cached lists, with the tag levels from the config (``records``: the lists, already
+    read)."""
     qb = config.quickbooks if isinstance(config, Config) else config
-    return load_mappings(store, class_tag_level=qb.class_tag_level, customer_tag_level=qb.customer_tag_level)
+    return load_mappings(store, class_tag_level=qb.class_tag_level, customer_tag_level=qb.customer_tag_level,
+                         records=records)
 
 
 def block_reason(blocks: Sequence[Block]) -> str:
@@ -163,8 +167,11 @@ def replan_unsent(
     actor: str,
     why: str = "mappings changed",
     report_ids: Iterable[str] | None = None,
+    records: Sequence[ListRecord] | None = None,
 ) -> PlanSummary:
     """Plan again every report whose postings are all blocked or queued; keep those whose plan is unchanged.
+
+    ``records``: the QuickBooks lists, when the caller has just read them.
 
     Raises:
         StoreError: the state file cannot be written.
@@ -173,7 +180,7 @@ def replan_unsent(
     if report_ids is not None:
         chosen = set(report_ids)
         candidates = [rid for rid in candidates if rid in chosen]
-    return _run(store, config, candidates, today=today, actor=actor, replace=True, why=why)
+    return _run(store, config, candidates, today=today, actor=actor, replace=True, why=why, records=records)
 
 
 def _unsent_reports(store: Store) -> list[str]:
@@ -182,9 +189,9 @@ def _unsent_reports(store: Store) -> list[str]:
 
 def _run(
     store: Store, config: Config | QuickBooksConfig, report_ids: Sequence[str], *, today: dt.date, actor: str,
-    replace: bool, why: str = "",
+    replace: bool, why: str = "", records: Sequence[ListRecord] | None = None,
 ) -> PlanSummary:
-    settings, mappings = settings_for(config), mappings_for(store, config)
+    settings, mappings = settings_for(config), mappings_for(store, config, records)
     queued: list[str] = []
     blocked: list[Block] = []
     notes: list[Block] = []

@@ -30,11 +30,15 @@ def drop_unseen(store: Store, kind: str, seen_at: str) -> None:
     store.conn.execute("DELETE FROM qb_lists WHERE kind = ? AND seen_at != ?", (kind, seen_at))
 
 
+_KINDS = {kind.value: kind for kind in ListKind}
+
+
 def cached_records(store: Store) -> list[ListRecord]:
     """Every cached record (ListID, EditSequence, active flag, e-mail)."""
+    kinds = _KINDS  # rows of a kind this version does not know are skipped
     return [
-        ListRecord(ListKind(k), n, lid, seq, is_active is None or bool(is_active), email)
+        ListRecord(kinds[k], n, lid, seq, is_active is None or bool(is_active), email)
         for k, n, lid, seq, is_active, email in store.conn.execute(
             "SELECT kind, full_name, list_id, edit_sequence, is_active, email FROM qb_lists")
-        if k in {kind.value for kind in ListKind}
+        if k in kinds
     ]

@@ -101,9 +101,10 @@ class ListsAndVerify(WorkBase):
         # Fallbacks (same-named account, vendor by e-mail) may now resolve what was blocked.
         from mlconnector.services.queue import replan_unsent
 
-        replan_unsent(self.store, self.config, today=self.now().date(), actor=ACTOR,
+        records = qb_lists.cached_records(self.store)  # read once: re-planning and the check both use them
+        replan_unsent(self.store, self.config, today=self.now().date(), actor=ACTOR, records=records,
                       why="QuickBooks lists refreshed")
-        self._check_postings(message, self._candidates(), self._cached_lookup())
+        self._check_postings(message, self._candidates(), self._cached_lookup(records))
 
     def _verify(self, ticket: str, version: str) -> str | None:
         if self._done(ticket, Kind.VERIFY) or self._done(ticket, Kind.LISTS):
@@ -153,8 +154,8 @@ class ListsAndVerify(WorkBase):
 
         return find
 
-    def _cached_lookup(self) -> Callable[[ListKind, str], ListRecord | None | bool]:
-        cache = {(r.kind, r.full_name.casefold()): r for r in qb_lists.cached_records(self.store)}
+    def _cached_lookup(self, records: Iterable[ListRecord]) -> Callable[[ListKind, str], ListRecord | None | bool]:
+        cache = {(r.kind, r.full_name.casefold()): r for r in records}
 
         def find(kind: ListKind, name: str) -> ListRecord | None | bool:
             return cache.get((kind, name.casefold()))
