@@ -167,3 +167,35 @@ def test_replay_queues_a_failed_payment_again_and_leaves_the_posted_bill_alone(s
     assert result.outcome is ReplayOutcome.QUEUED and result.queued == 1
     assert states == {PostingMode.BILL: PostingState.POSTED, PostingMode.BILL_PAYMENT: PostingState.QUEUED}
     assert json.loads(json.dumps(result.as_dict()))["queued"] == 1
+
+
+def test_replay_force_drops_an_unsent_payment_and_plans_it_again_from_the_bills_as_they_are_then(
+    store: Store
+) -> None:
+    _stored(store, reimbursed=True, bill_state=PostingState.POSTED)
+    config = parse_config({"quickbooks": {"bill_payment_account": "Checking"}}, environ={})
+    assert queue_payments(store, config, today=DAY, actor="test") == ["R00Pay1"]
+    result = replay_report(store, config, "R00Pay1", force=True, today=DAY, actor="test")
+    assert result.outcome is ReplayOutcome.RECHECK
+    modes = {p.mode: p.state for p in postings_for_report(store, "R00Pay1")}
+    assert modes == {PostingMode.BILL: PostingState.IN_DOUBT}  # the payment naming the old TxnID is gone
+    assert queue_payments(store, config, today=DAY, actor="test") == []  # never for a bill not posted
+    (bill,) = postings_for_report(store, "R00Pay1")
+    transition(store, bill.id, PostingState.POSTED, actor="test", txn_id="TXN-NEW")  # recovery wrote it again
+    assert queue_payments(store, config, today=DAY, actor="test") == ["R00Pay1"]
+    (payment,) = [p for p in postings_for_report(store, "R00Pay1") if p.mode is PostingMode.BILL_PAYMENT]
+    assert payment.posting is not None and [ln.txn_id for ln in payment.posting.lines] == ["TXN-NEW"]
+
+
+def test_reports_that_can_never_get_a_payment_stop_being_looked_for(store: Store) -> None:
+    from mlconnector.store.payments import settle_hopeless
+
+    report = factories.report("R00Jnl1", status="Reimbursed")
+    save_report(store, report)
+    journal = dataclasses.replace(factories.bill("R00Jnl1"), mode=PostingMode.JOURNAL)
+    add_posting(store, journal, state=PostingState.QUEUED, report_fingerprint=report.fingerprint(), actor="test")
+    pending = "SELECT payment_pending FROM reports WHERE report_id = ?"
+    assert store.conn.execute(pending, ("R00Jnl1",)).fetchone()[0] == 1
+    with store.atomic():
+        assert settle_hopeless(store) == 1
+    assert store.conn.execute(pending, ("R00Jnl1",)).fetchone()[0] == 0

@@ -69,3 +69,25 @@ def test_without_a_start_date_status_says_so_and_a_since_pull_lets_the_next_plai
     assert _pull(runner, env)["windows"][0].get("approved_after")  # the plain pull the schedule runs now works
     status = json.loads(runner.invoke(app, ["status", "--json"], env=env).output)
     assert status["config"]["problems"] == []
+
+
+def test_a_later_since_pull_does_not_move_the_next_plain_pull_past_days_it_did_not_look_at(
+    home: Path, sim: ExpensifySimulator
+) -> None:
+    from mlconnector.store import Store
+    from mlconnector.store.pulls import LAST_PULL_SETTING
+
+    runner = CliRunner()
+    env = {"MLCONNECTOR_QBWC_PASSWORD": "Pw123456", "MLCONNECTOR_EXPENSIFY_SECRET": SECRET}
+    assert runner.invoke(app, ["init", "--non-interactive", "--expensify-user", sim.partner_user_id,
+                               "--expensify-url", sim.url], env=env).exit_code == 0
+    _pull(runner, env)
+    store = Store.open(home / "state.db")
+    try:
+        store.set_setting(LAST_PULL_SETTING, (dt.date.today() - dt.timedelta(days=30)).isoformat())
+    finally:
+        store.close()
+    # A look at the last week only: reports approved since the last plain pull (a month ago) are not in it.
+    _pull(runner, env, "--since", (dt.date.today() - dt.timedelta(days=7)).isoformat())
+    plain = _pull(runner, env)
+    assert plain["windows"][0]["approved_after"] == (dt.date.today() - dt.timedelta(days=31)).isoformat()

@@ -165,3 +165,17 @@ def test_serves_scheduled_pull_holds_the_lock_and_a_manual_pull_meanwhile_is_ref
     finally:
         scheduler.stop()
     assert last is not None and last["result"] == "ok" and last["detail"]["counts"]["new"] == 2
+
+
+def test_a_scheduled_pull_that_fails_unexpectedly_is_recorded_and_not_retried_every_round(
+    home: Path, configured: Config
+) -> None:
+    def broken(config: Config) -> object:
+        raise RuntimeError("disk full while preparing the export")
+
+    clock = [dt.datetime.now(dt.timezone.utc)]
+    scheduler = Scheduler(resolve_paths(home, environ={}), configured, now=lambda: clock[0], client_factory=broken)
+    clock[0] += dt.timedelta(minutes=61)
+    assert scheduler.tick() == "failed"
+    clock[0] += dt.timedelta(seconds=30)
+    assert scheduler.tick() is None  # due again only in an hour, not at the next round

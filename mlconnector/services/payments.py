@@ -16,7 +16,7 @@ from mlconnector.config import Config
 from mlconnector.models import PostingMode, PostingState
 from mlconnector.plan.bill_payment import PostedBill, bills_to_pay, plan_payment
 from mlconnector.store import Store
-from mlconnector.store.payments import payment_settled, reports_due_payment
+from mlconnector.store.payments import payment_settled, reports_due_payment, settle_hopeless
 from mlconnector.store.postings import add_posting, postings_for_report
 from mlconnector.store.reports import load_report, stored_fingerprint
 
@@ -34,6 +34,8 @@ def queue_payments(store: Store, config: Config, *, today: dt.date, actor: str) 
     bank = config.quickbooks.bill_payment_account
     if not bank:
         return []
+    with store.atomic():
+        settle_hopeless(store)
     queued = []
     for report_id in reports_due_payment(store):
         report = load_report(store, report_id)

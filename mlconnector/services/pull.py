@@ -255,8 +255,12 @@ def pull_reports(
         _fail_run(store, summary, exc)
         log.info("pull %s failed: %s", summary.pull_id, redact_text(str(exc)))
         raise
-    # Any pull that covered a window (plain, or --since/--until) moves the start of the next plain pull.
-    _finish_run(store, summary, _covered_until(summary, today))
+    # A plain pull moves the start of the next one. A --since/--until pull does so only while no pull has
+    # recorded one yet (a new install pulled by hand first): later, moving it past days the window did not
+    # cover (and past reports approved since the last pull, which only a plain pull's approvedAfter job
+    # finds) would lose reports.
+    anchor = today if default_windows else (_covered_until(summary, today) if last is None else None)
+    _finish_run(store, summary, anchor)
     log.info("pull %s finished (%s): %s", summary.pull_id, summary.result, summary.counts())
     return summary
 

@@ -32,6 +32,7 @@ from mlconnector.services.queue import (
 )
 from mlconnector.store import Store, skips
 from mlconnector.store.audit import AuditEvent
+from mlconnector.store.payments import reset_unsent_payment
 from mlconnector.store.postings import (
     PostingRecord,
     delete_unsent_postings,
@@ -160,6 +161,14 @@ def _parts(records: list[PostingRecord]) -> str:
 def _recheck(store: Store, report_id: str, records: list[PostingRecord], actor: str) -> ReplayResult:
     rechecked: list[tuple[str, str]] = []
     requeued = 0
+    if any(r.state is S.POSTED and r.mode is PostingMode.BILL for r in records):
+        # A bill may come back with another TxnID: a payment not sent yet would name the old one.
+        dropped = reset_unsent_payment(store, report_id)
+        if dropped:
+            store.audit.append(AuditEvent.REPLAYED, actor=actor, report_id=report_id, detail={
+                "what": "the bill payment not sent yet is planned again once the bills are checked",
+                "unsent_postings_dropped": dropped})
+        records = [r for r in records if not (r.mode is PostingMode.BILL_PAYMENT and r.state in (S.QUEUED, S.BLOCKED))]
     for record in records:
         if record.state is S.POSTED:
             # The message-set and request IDs belong to the old send; without them the next

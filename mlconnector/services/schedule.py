@@ -39,9 +39,10 @@ def next_pull_at(schedule: ScheduleConfig, now: dt.datetime, last_run: dt.dateti
     due: list[dt.datetime] = []
     for text in schedule.pull_at:
         hour, minute = (int(part) for part in text.split(":"))
-        at = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        # Built from the local day and time, then given that day's offset: 06:00 stays 06:00 across DST.
+        at = dt.datetime.combine(local.date(), dt.time(hour, minute)).astimezone()
         if last_run is not None and at <= last_run.astimezone() or at <= local - dt.timedelta(minutes=1):
-            at += dt.timedelta(days=1)  # already run (or long past) today: tomorrow
+            at = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(hour, minute)).astimezone()
         due.append(at)
     if schedule.pull_every_minutes:
         due.append((last_run or local).astimezone() + dt.timedelta(minutes=schedule.pull_every_minutes))
@@ -153,6 +154,10 @@ class Scheduler:
         except MlConnectorError as exc:
             result, detail = "failed", {"error": redact_text(str(exc)), "hint": exc.hint}
             log.warning("scheduled pull failed: %s", redact_text(str(exc)))
+        except Exception as exc:  # recorded all the same, or the due pull would run again every round
+            result, detail = "failed", {"error": redact_text(f"unexpected {type(exc).__name__}: {exc}"),
+                                        "hint": "details are in the log file"}
+            log.exception("scheduled pull failed unexpectedly")
         record = {"at": now.astimezone(dt.timezone.utc).isoformat(timespec="seconds"), "result": result,
                   "detail": detail}
         with store.atomic():

@@ -52,6 +52,28 @@ def reports_due_payment(store: Store, report_id: str | None = None) -> list[str]
          PostingState.POSTED.value, payment))]
 
 
+def reset_unsent_payment(store: Store, report_id: str) -> int:
+    """The report's bills are being checked or posted again (replay --force, re-planning): a payment not sent
+    yet names their old TxnIDs, so it is dropped, and planned again once every bill is posted. Returns how
+    many were dropped."""
+    dropped = store.conn.execute(
+        "DELETE FROM postings WHERE report_id = ? AND mode = ? AND state IN (?, ?)",
+        (report_id, PostingMode.BILL_PAYMENT.value, PostingState.QUEUED.value, PostingState.BLOCKED.value)).rowcount
+    store.conn.execute("UPDATE reports SET payment_pending = 1 WHERE report_id = ?", (report_id,))
+    return int(dropped)
+
+
+def settle_hopeless(store: Store) -> int:
+    """Reports flagged as awaiting a payment that can never get one: changed after posting, planned to
+    nothing, or posted as anything but bills. Keeps the flag's index as small as the work really waiting."""
+    return int(store.conn.execute(
+        "UPDATE reports SET payment_pending = 0 WHERE payment_pending = 1 AND (changed_after_posting = 1"
+        " OR EXISTS (SELECT 1 FROM plan_skips s WHERE s.report_id = reports.report_id)"
+        " OR (EXISTS (SELECT 1 FROM postings p WHERE p.report_id = reports.report_id)"
+        "  AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.report_id = reports.report_id AND p.mode = ?)))",
+        (PostingMode.BILL.value,)).rowcount)
+
+
 def payment_settled(store: Store, report_id: str) -> None:
     """The report's payment is queued, or found paid, or not needed: it is no longer looked for."""
     store.conn.execute("UPDATE reports SET payment_pending = 0 WHERE report_id = ?", (report_id,))

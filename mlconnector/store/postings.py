@@ -335,6 +335,10 @@ def delete_unsent_postings(store: Store, report_id: str) -> int:
         ).fetchone()[0]
         if seen:
             raise StoreError(f"report {report_id} has postings QuickBooks may have; they cannot be re-planned")
+        payments = store.conn.execute("SELECT COUNT(*) FROM postings WHERE report_id = ? AND mode = ?",
+                                      (report_id, PostingMode.BILL_PAYMENT.value)).fetchone()[0]
+        if payments:  # its bills are planned again: their payment follows once they are posted
+            store.conn.execute("UPDATE reports SET payment_pending = 1 WHERE report_id = ?", (report_id,))
         return int(store.conn.execute("DELETE FROM postings WHERE report_id = ?", (report_id,)).rowcount)
 
 

@@ -22,7 +22,7 @@ from mlconnector.qbxml.build import build_message
 from mlconnector.qbxml.parse import MessageResponse, TxnRecord
 from mlconnector.qbxml.status import Action
 from mlconnector.qbxml.txns.bill_payment import bills_query
-from mlconnector.soap.work.core import ACTOR, S, fix_hint, log
+from mlconnector.soap.work.core import ACTOR, S, log
 from mlconnector.soap.work.lists import ListsAndVerify
 from mlconnector.store.messages import Kind, Message
 from mlconnector.store.payments import payments_to_check, record_paid_by_hand, reports_due_payment
@@ -111,8 +111,9 @@ class Payments(ListsAndVerify):
             problems.append("some of its bills are paid in QuickBooks already and some are not")
         if problems:
             reason = (f"QuickBooks check: the bill payment waits: {'; '.join(problems)} — pay the rest by hand in "
-                      "QuickBooks (ml-connector then records the bills as paid), or restore the bill; "
-                      f"{fix_hint(record.report_id)}")
+                      "QuickBooks (ml-connector then records the bills as paid); for a deleted bill run "
+                      f"mlconnector replay --force {record.report_id} (QuickBooks is asked for the bill first, it is "
+                      "posted again only if absent, and the payment follows)")
             if record.state is S.QUEUED or record.reason != reason:
                 transition(self.store, record.id, S.BLOCKED, actor=ACTOR, reason=reason, detail={"bills": seen})
             return False
