@@ -183,8 +183,12 @@ def replan_unsent(
     return _run(store, config, candidates, today=today, actor=actor, replace=True, why=why, records=records)
 
 
-def _unsent_reports(store: Store) -> list[str]:
+def unsent_reports(store: Store) -> list[str]:
+    """Reports all of whose postings are blocked or queued (QuickBooks has seen none of them), by ID."""
     return reports_only_in(store, (s.value for s in UNSENT))
+
+
+_unsent_reports = unsent_reports
 
 
 def _run(

@@ -114,6 +114,14 @@ def sent_in_session(store: Store, ticket: str, kind: Kind) -> bool:
     return row is not None
 
 
+def latest_check(store: Store, ticket: str) -> int | None:
+    """This session's latest answered lists or verify message (what later checks in it may mark verified)."""
+    row = store.conn.execute(
+        "SELECT id FROM qbxml_messages WHERE ticket = ? AND kind IN (?, ?) AND state = 'answered'"
+        " ORDER BY id DESC LIMIT 1", (ticket, Kind.LISTS.value, Kind.VERIFY.value)).fetchone()
+    return int(row[0]) if row else None
+
+
 def checked_in_session(store: Store, ticket: str, kind: Kind) -> set[int]:
     """Postings named by this session's messages of ``kind`` (each is checked once per session)."""
     return {int(r[0]) for r in store.conn.execute(

@@ -61,7 +61,7 @@ class PostingWork(Recovery, Payments, Writes, Failures):
         counts = self.store.open_posting_counts()
         if counts[S.QUEUED] or counts[S.SENT] or self._checkable_in_doubt(counts[S.IN_DOUBT]):
             return True
-        if self._payments_due():
+        if self._payments_due() or self._replan_pending():
             return True
         return bool(counts[S.BLOCKED]) and (self._lists_stale() or self._company_recheck_due())
 
@@ -70,6 +70,7 @@ class PostingWork(Recovery, Payments, Writes, Failures):
         if hcp_response:
             self._remember_company(hcp_response, ticket)
         self._sweep_stale_sent(ticket)
+        self._replan_step(ticket)  # the next chunk of reports to plan with freshly refreshed lists, if any
         for stage in (self._status_check, self._recovery_query, self._lists, self._verify, self._payment_check,
                       self._write):
             request = stage(ticket, qbxml_version)

@@ -52,6 +52,14 @@ COMPANY_RECHECK_AFTER = dt.timedelta(hours=1)
 COMPANY_REASON = "QuickBooks check: the company file's settings: "
 DECIDING_SETTINGS = ("class_tracking", "closing_date", "multicurrency", "home_currency", "country")
 LISTS_REFRESH_KEY = "qb_lists_refresh"  # a refresh under way: its session, stamp and open iterators
+# After a refresh, unsent reports are planned again with the new lists a chunk per Web Connector call, so no
+# call grows with the backlog (5,000 blocked reports in one call would take seconds). The pending reports and
+# the lists message whose check they join are kept here, so a new session (or a restarted serve) goes on.
+REPLAN_KEY = "qb_lists_replan"
+REPLAN_CHUNK = 50
+# Chunks are planned until this much time has gone in a call: a usual backlog is done in the lists answer
+# itself (no extra round trips), a huge one (thousands of reports) is spread over the following calls.
+REPLAN_BUDGET = dt.timedelta(milliseconds=250)
 LIST_PAGE = 500  # vendors/customers per page (about 150 KB of qbXML)
 PAGED_LISTS = frozenset({ListKind.VENDOR, ListKind.CUSTOMER})  # the lists QuickBooks can page (QBXML.md §3)
 # QuickBooks rejects a request it cannot parse before it runs any of it (QBXML.md §4).
@@ -137,6 +145,8 @@ class WorkBase:
         return min(99, int(100 * written / (written + left)))
 
     def _left(self, ticket: str) -> int:
+        if self._replan_pending():
+            return max(1, len(self._replan_pending()["reports"]))  # reports still to plan with the new lists
         refresh = self._refresh()
         if refresh.get("ticket") == ticket and refresh.get("pending"):
             # List pages still to fetch: the session must go on (then re-planning may queue reports).
@@ -264,6 +274,13 @@ class WorkBase:
         except ValueError:
             return {}
         return data if isinstance(data, dict) else {}
+
+    def _replan_pending(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.store.get_setting(REPLAN_KEY) or "{}")
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) and data.get("reports") else {}
 
     def _save_refresh(self, refresh: dict[str, Any]) -> None:
         self.store.set_setting(LISTS_REFRESH_KEY, json.dumps(refresh, sort_keys=True))

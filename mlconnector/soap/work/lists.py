@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -18,6 +19,9 @@ from mlconnector.qbxml.parse import ListRecord, MessageResponse, RequestResponse
 from mlconnector.soap.work.core import (
     ACTOR,
     COMPANY_REASON,
+    REPLAN_BUDGET,
+    REPLAN_CHUNK,
+    REPLAN_KEY,
     LIST_PAGE,
     LISTS_REFRESH_KEY,
     LISTS_REFRESHED_KEY,
@@ -98,13 +102,58 @@ class ListsAndVerify(WorkBase):
                 self.store.set_setting(LISTS_REFRESHED_KEY, self.now().isoformat())
             self.store.audit.append(AuditEvent.LISTS_REFRESHED, actor=ACTOR, detail=counts)
             self.store.delete_setting(LISTS_REFRESH_KEY)
-        # Fallbacks (same-named account, vendor by e-mail) may now resolve what was blocked.
+        # Fallbacks (same-named account, vendor by e-mail) may now resolve what was blocked: every unsent report
+        # is planned again, a chunk per call (see REPLAN_KEY), its postings checked against the new lists.
+        from mlconnector.services.queue import unsent_reports
+
+        waiting = unsent_reports(self.store)
+        with self.store.atomic():
+            self.store.set_setting(REPLAN_KEY, json.dumps({"message": message.id, "reports": waiting}))
+        records = qb_lists.cached_records(self.store)  # read once: re-planning and the check both use them
+        # Postings of reports that wait to be planned again are checked with their chunk; the others now.
+        replanned = set(waiting)
+        self._check_postings(message, [p for p in self._candidates() if p.report_id not in replanned],
+                             self._cached_lookup(records))
+        self._replan_step(message.ticket, records, message)
+
+    def _replan_step(self, ticket: str, records: list[ListRecord] | None = None,
+                     message: Message | None = None) -> None:
+        """Plan chunks of the reports waiting for the refreshed lists until this call's time budget is spent."""
+        import time
+
+        started = time.monotonic()
+        while self._replan_pending():
+            self._replan_chunk(ticket, records, message)
+            if time.monotonic() - started >= REPLAN_BUDGET.total_seconds():
+                return
+
+    def _replan_chunk(self, ticket: str, records: list[ListRecord] | None = None,
+                      message: Message | None = None) -> None:
+        """Plan the next chunk of unsent reports again with the refreshed lists, and check their postings under
+        this session's latest lists or verify message (only what a session verified may be written in it;
+        before this session has one, its verify stage checks them)."""
+        pending = self._replan_pending()
+        if not pending:
+            return
         from mlconnector.services.queue import replan_unsent
 
-        records = qb_lists.cached_records(self.store)  # read once: re-planning and the check both use them
+        chunk, rest = pending["reports"][:REPLAN_CHUNK], pending["reports"][REPLAN_CHUNK:]
+        records = qb_lists.cached_records(self.store) if records is None else records
         replan_unsent(self.store, self.config, today=self.now().date(), actor=ACTOR, records=records,
-                      why="QuickBooks lists refreshed")
-        self._check_postings(message, self._candidates(), self._cached_lookup(records))
+                      why="QuickBooks lists refreshed", report_ids=chunk)
+        with self.store.atomic():
+            if rest:
+                self.store.set_setting(REPLAN_KEY, json.dumps({**pending, "reports": rest}))
+            else:
+                self.store.delete_setting(REPLAN_KEY)
+        if message is None:  # a later call: the session's latest answered lists or verify message
+            check = messages.latest_check(self.store, ticket)
+            if check is None:
+                return
+            message = messages.get_message(self.store, check)
+        wanted = set(chunk)
+        self._check_postings(message, [p for p in self._candidates() if p.report_id in wanted],
+                             self._cached_lookup(records))
 
     def _verify(self, ticket: str, version: str) -> str | None:
         if self._done(ticket, Kind.VERIFY) or self._done(ticket, Kind.LISTS):
