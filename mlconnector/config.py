@@ -242,7 +242,7 @@ _SECTIONS: dict[str, tuple[type[Any], dict[str, tuple[Parser, str]]]] = {
             "smtp_port": (values.int_range(1, 65535), "587 (STARTTLS) or 465"),
             "smtp_user": (values.as_text, "the SMTP login; its password goes in MLCONNECTOR_SMTP_PASSWORD"),
             "smtp_starttls": (values.boolean, "true or false"),
-            "webhook_url": (values.optional_url, "a Slack or Teams incoming-webhook URL"),
+            "webhook_url": (values.secret_url, "a Slack or Teams incoming-webhook URL"),
             "silent_after_hours": (values.int_range(1, 24 * 30), "for example 26"),
         },
     ),

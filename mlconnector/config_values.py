@@ -77,6 +77,16 @@ def optional_url(value: Any) -> str:
     return "" if value == "" else url(value)
 
 
+def secret_url(value: Any) -> str:
+    """An optional URL that carries a token (a webhook): checked like :func:`url`, never echoed in the error."""
+    if value == "":
+        return ""
+    text = nonempty(value)
+    if not text.startswith(("https://", "http://")) or any(c.isspace() for c in text):
+        raise ValueError("must be a whole https:// address without spaces (the value is not shown: it holds a token)")
+    return text
+
+
 def text_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [v for v in value.split(",") if v.strip()]

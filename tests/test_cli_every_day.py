@@ -154,3 +154,59 @@ def test_a_pull_that_blocks_a_report_tells_the_webhook_once(
         server.server_close()
     (post,) = state.posts
     assert "blocked" in post["text"] and LONG_EMAIL in post["text"] and "mlconnector map set employee" in post["text"]
+
+
+def test_a_webhook_url_is_never_echoed_in_a_config_error(home: Path, env: dict[str, str]) -> None:
+    config = home / "config.toml"
+    token = "XyZSeCrEtToKeN"
+    config.write_text(config.read_text().replace('webhook_url = ""', f'webhook_url = "hooks.slack.com/services/T0/B0/{token}"'))
+    for args in (["status"], ["status", "--json"], ["pull"]):
+        result = CliRunner().invoke(app, args, env=env)
+        assert token not in result.output, args
+    assert "notify.webhook_url" in CliRunner().invoke(app, ["status"], env=env).output
+
+
+def test_interactive_init_keeps_an_environment_secret_out_of_config_toml(home: Path) -> None:
+    answers = "aa_user\nmlconnector\nsupersecret1\nsupersecret1\nbill\n\n"
+    result = CliRunner().invoke(app, ["init"], input=answers, env={"MLCONNECTOR_EXPENSIFY_SECRET": "EnvSecretValue123"})
+    assert result.exit_code == 0, result.output
+    assert "EnvSecretValue123" not in (home / "config.toml").read_text()
+    assert "Using MLCONNECTOR_EXPENSIFY_SECRET from the environment" in result.output
+
+
+def test_the_demo_written_to_a_file_is_not_padded_to_the_pipe_width(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert len(result.output) < 60_000
+    assert "mlconnector init" in result.output
+
+
+def test_notify_test_reports_a_channel_that_fails_unexpectedly_by_name(env: dict[str, str]) -> None:
+    import datetime as dt
+
+    from mlconnector.config import Config, NotifyConfig
+    from mlconnector.services.notify import send_test
+
+    config = Config(notify=NotifyConfig(webhook_url="https://hooks.example.com/services/T/B/tok"))
+
+    def broken(channel: str, message: object) -> None:
+        raise UnicodeEncodeError("ascii", "ö", 0, 1, "ordinal not in range")
+
+    (outcome,) = send_test(config, company="Acme", now=dt.datetime.now(dt.timezone.utc), send=broken)
+    assert not outcome.sent and "webhook" in outcome.detail and outcome.fix == "details are in the log file"
+
+
+def test_a_failing_alert_channel_shows_in_status(home: Path, env: dict[str, str]) -> None:
+    from mlconnector.store.alerts import record_attempt
+
+    store = Store.open(home / "state.db")
+    try:
+        with store.atomic():
+            record_attempt(store, "email", at="2026-11-29T06:00:00+00:00", next_at="2026-11-29T06:15:00+00:00",
+                           error="the mail server refused the login")
+    finally:
+        store.close()
+    out = CliRunner().invoke(app, ["status"], env=env).output
+    assert "Alerts by email are failing" in out and "refused the login" in out
+    data = json.loads(CliRunner().invoke(app, ["status", "--json"], env=env).output)
+    assert data["alerts"][0]["channel"] == "email" and "refused" in data["alerts"][0]["last_error"]

@@ -25,7 +25,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 # The keys of `status --json`: scripts depend on them, so they may be added to but never renamed.
 STATUS_KEYS = {
     "home", "config", "state", "postings", "log_dir", "reports", "blocked_reasons", "last_pull", "changed_after_posting",
-    "last_qbwc_contact", "qbwc_session", "blocked", "failed", "duplicates", "quickbooks_company", "bill_payments", "schedule",
+    "last_qbwc_contact", "qbwc_session", "blocked", "failed", "duplicates", "quickbooks_company", "bill_payments", "schedule", "alerts",
 }
 SESSION_KEYS = {"state", "started_at", "last_seen_at", "closed_at", "last_error", "awaiting_answer", "busy_until"}
 FAILED_ITEM_KEYS = {"report_id", "part", "part_count", "ref_number", "reason", "qb_status_code",

@@ -190,10 +190,14 @@ def print_json(data: Any) -> None:
 
 def home_args(ctx: typer.Context) -> str:
     """`` --home DIR`` / `` --config FILE`` as given to this command, for the commands it suggests next."""
+    import os
     import shlex
+    import subprocess
 
+    # cmd.exe and PowerShell take double quotes (and pass single ones through literally).
+    quote = (lambda v: subprocess.list2cmdline([v])) if os.name == "nt" else shlex.quote
     params = ctx.find_root().params
-    parts = [f" --{name} {shlex.quote(str(params[name]))}" for name in ("home", "config") if params.get(name)]
+    parts = [f" --{name} {quote(str(params[name]))}" for name in ("home", "config") if params.get(name)]
     return "".join(parts)
 
 

@@ -77,8 +77,9 @@ def init(
     values = InitValues(
         expensify_user=expensify_user,
         expensify_url=expensify_url,
-        # The README advises keeping the secret in the environment: a scripted init must not copy it to disk.
-        expensify_secret=None if non_interactive else env.get(ENV_EXPENSIFY_SECRET) or None,
+        # The README advises keeping the secret in the environment: init never copies it to disk (a secret is
+        # written to config.toml only when typed at the prompt).
+        expensify_secret=None,
         qbwc_user=qbwc_user,
         qbwc_password=env.get(ENV_QBWC_PASSWORD) or None,
         mode=mode,
@@ -87,7 +88,10 @@ def init(
     )
     if not non_interactive:
         out.print(INTRO, markup=False)
-        values = _prompt_init_values(values, dt.date.today())
+        if env.get(ENV_EXPENSIFY_SECRET):
+            out.print(f"Using {ENV_EXPENSIFY_SECRET} from the environment for the Expensify secret (it is not "
+                      "written to config.toml).", markup=False)
+        values = _prompt_init_values(values, dt.date.today(), ask_secret=not env.get(ENV_EXPENSIFY_SECRET))
     result = initialize(paths, values)
     # POSIX gets mode 0600; on Windows the file inherits its folder's permissions, so say so plainly.
     privacy = "readable by you only" if os.name == "posix" else "it may hold a secret: keep its folder private"
@@ -117,7 +121,7 @@ def _ask(prompt: str, check: Callable[[str], str | None], **options: object) -> 
         console(stderr=True).print(f"  {problem}; try again.", markup=False)
 
 
-def _prompt_init_values(values: InitValues, today: dt.date) -> InitValues:
+def _prompt_init_values(values: InitValues, today: dt.date, *, ask_secret: bool = True) -> InitValues:
     """Ask for whatever the options and environment did not give; every answer is checked as it is typed."""
     from mlconnector.services.init import MIN_PASSWORD, default_start_date
 
@@ -135,9 +139,9 @@ def _prompt_init_values(values: InitValues, today: dt.date) -> InitValues:
         return None
 
     expensify_user = values.expensify_user or typer.prompt("Expensify partnerUserID", default="", show_default=False)
-    secret = values.expensify_secret or typer.prompt(
+    secret = values.expensify_secret or (typer.prompt(
         "Expensify partnerUserSecret (hidden; Enter to skip)", default="", hide_input=True, show_default=False
-    )
+    ) if ask_secret else "")
     qbwc_user = values.qbwc_user or typer.prompt("Web Connector user name", default="mlconnector")
     password = values.qbwc_password or _ask("Web Connector password (hidden)", password_ok, hide_input=True,
                                             confirmation_prompt=True)

@@ -49,9 +49,13 @@ def notify_test(
     if as_json:
         print_json({"channels": [o.as_dict() for o in outcomes], "failed": failed, "exit_code": int(code)})
     else:
+        from mlconnector.cli.check import marks
+
         out = console()
+        ok, bad, _ = marks(out.encoding)
         for o in outcomes:
-            out.print(f"✓ {o.channel}: {o.detail}" if o.sent else f"✗ {o.channel}: {o.detail} — {o.fix}", markup=False)
+            out.print(f"{ok} {o.channel}: {o.detail}" if o.sent else f"{bad} {o.channel}: {o.detail} — {o.fix}",
+                      markup=False)
     if failed:
         log.info("notify test: %d of %d channel(s) failed", failed, len(outcomes))
         raise typer.Exit(code)

@@ -35,12 +35,16 @@ def status_view(report: dict[str, Any]) -> RenderableType:
     last = report.get("last_pull")
     if last:
         when = last["finished_at"] or last["started_at"]
-        lines.append(Text(f"Last pull: {last['result'] or 'running'} at {when}"
+        lines.append(Text(f"Last pull: {last['result'] or 'running'} at {human(when)}"
                           + (f" ({last['error']})" if last.get("error") else "")))
     if report.get("changed_after_posting"):
         lines.append(Text("Changed in Expensify after posting (check QuickBooks by hand): "
                           + ", ".join(report["changed_after_posting"]), style="yellow"))
     lines.append(_web_connector_line(report))
+    for channel in report.get("alerts") or []:
+        if channel.get("last_error"):
+            lines.append(Text(f"Alerts by {channel['channel']} are failing (last try {human(channel['last_attempt_at'])}):"
+                              f" {channel['last_error']} — mlconnector notify test shows the fix", style="yellow"))
     schedule = report.get("schedule") or {}
     if schedule.get("next_pull") or schedule.get("last_pull"):
         last = schedule.get("last_pull") or {}

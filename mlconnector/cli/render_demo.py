@@ -165,7 +165,7 @@ def next_steps_view(data: dict[str, Any], inspect: list[str]) -> RenderableType:
         steps.add_row(f"{n}. {step['command']}", step["does"])
     parts.append(Text(""))
     parts.append(Text("Go live", style="bold"))
-    parts.append(Padding(steps, (0, 0, 0, 2)))
+    parts.append(Padding(steps, (0, 0, 0, 2), expand=False))  # not as wide as a piped console
     return Group(*parts)
 
 

@@ -17,6 +17,7 @@ webhook URL (it carries a token): neither appears in a log line, an error, the a
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
 import logging
 import os
@@ -178,6 +179,9 @@ def send_email(notify: NotifyConfig, password: str | None, message: Message) -> 
             if notify.smtp_user:
                 smtp.login(notify.smtp_user, password or "")
             smtp.send_message(mail)
+    except UnicodeEncodeError:
+        raise ChannelError(EMAIL, "the SMTP login or password has characters other than plain ASCII, which the "
+                           "mail protocol cannot send", hint="use an app password of letters and digits") from None
     except (smtplib.SMTPException, OSError) as exc:
         raise _smtp_error(exc, notify) from None
 
@@ -238,8 +242,13 @@ def post_webhook(url: str, message: Message) -> None:
     Raises:
         ChannelError: the URL is not http(s), the host could not be reached, or it answered other than 2xx.
     """
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        parts.port  # noqa: B018  (a port that is not a number raises here, before anything is sent)
+    except ValueError:
+        raise ChannelError(WEBHOOK, "notify.webhook_url is not a usable address",
+                           hint="paste the incoming-webhook URL Slack or Teams gave you") from None
     if parts.scheme not in ("http", "https"):
         raise ChannelError(WEBHOOK, "notify.webhook_url is not an http(s) address",
                            hint="paste the incoming-webhook URL Slack or Teams gave you")
@@ -251,6 +260,9 @@ def post_webhook(url: str, message: Message) -> None:
             status = int(answer.status)
     except urllib.error.HTTPError as exc:
         status = exc.code
+    except (ValueError, http.client.HTTPException) as exc:  # never echo the URL: its path is the token
+        raise ChannelError(WEBHOOK, f"notify.webhook_url is not a usable address ({type(exc).__name__})",
+                           hint="paste the incoming-webhook URL Slack or Teams gave you") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ChannelError(WEBHOOK, f"could not reach the webhook at {host}: {reason}",
@@ -385,6 +397,11 @@ def send_test(config: Config, *, company: str, now: dt.datetime, send: Sender | 
             sender(channel, message)
         except ChannelError as exc:
             outcomes.append(ChannelOutcome(channel, False, redact_text(str(exc)), exc.hint))
+            continue
+        except Exception as exc:  # no channel may end the test in "unexpected": say which failed, and how
+            log.exception("notify test: the %s channel failed unexpectedly", channel)
+            outcomes.append(ChannelOutcome(channel, False, redact_text(f"{channel} failed: {type(exc).__name__}"),
+                                           "details are in the log file"))
             continue
         outcomes.append(ChannelOutcome(channel, True, _where(config.notify, channel)))
     return outcomes

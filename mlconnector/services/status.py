@@ -24,6 +24,17 @@ START_DATE_PROBLEM = ("expensify.start_date: missing, and no pull has succeeded 
                       "fails (set it in config.toml, or run mlconnector init --force --start-date YYYY-MM-DD)")
 
 
+def _alerts(store: Store) -> list[dict[str, Any]]:
+    """Each alert channel that ever tried to send: when, and its last error (a failing channel is otherwise
+    silent: it is only retried)."""
+    from mlconnector.redact import redact_text
+    from mlconnector.store.alerts import channel_states
+
+    return [{"channel": c.channel, "last_attempt_at": c.last_attempt_at, "last_sent_at": c.last_sent_at,
+             "last_error": redact_text(c.last_error) if c.last_error else None}
+            for c in sorted(channel_states(store).values(), key=lambda c: c.channel)]
+
+
 def _schedule(store: Store, config: Any) -> dict[str, Any]:
     """The next pull `serve` runs by itself ([schedule]) and how its last one ended."""
     from mlconnector.services.schedule import schedule_status
@@ -76,14 +87,14 @@ def collect_status(paths: Paths) -> dict[str, Any]:
             pulls = _pull_status(store)
             dashboard = {**web_connector_status(store, takeover), **attention(store), "duplicates": duplicates(store),
                          "quickbooks_company": company_file(store) or None,
-                         "schedule": _schedule(store, loaded_config)}
+                         "schedule": _schedule(store, loaded_config), "alerts": _alerts(store)}
         finally:
             store.close()
     else:
         pulls = {"last_pull": None, "changed_after_posting": []}
         dashboard = {"last_qbwc_contact": None, "qbwc_session": None,
                      "blocked": _empty_list(), "failed": _empty_list(), "duplicates": _empty_list(),
-                     "quickbooks_company": None, "schedule": {"next_pull": None, "last_pull": None}}
+                     "quickbooks_company": None, "schedule": {"next_pull": None, "last_pull": None}, "alerts": []}
     return {
         "home": {"path": str(paths.home), "exists": paths.home.is_dir()},
         # "postings" counts every transaction, bill payments included; "bill_payments" those alone, plus the

@@ -130,7 +130,10 @@ class Store:
         conn = None
         # mode=ro reads a WAL file when its -shm can be used; in a folder nobody can write, nothing can change
         # the file either, so reading it as immutable is safe.
-        for query in ("mode=ro", "mode=ro&immutable=1"):
+        wal = Path(str(path) + "-wal")
+        has_changes = wal.exists() and wal.stat().st_size > 0
+        # immutable=1 ignores the write-ahead log: only safe when it holds nothing not yet folded in.
+        for query in ("mode=ro",) if has_changes else ("mode=ro", "mode=ro&immutable=1"):
             try:
                 conn = sqlite3.connect(f"{uri}?{query}", uri=True, timeout=30, check_same_thread=False)
                 applied = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
@@ -141,6 +144,10 @@ class Store:
                     conn = None
                 error: Exception = exc
         if conn is None:
+            if has_changes:
+                raise StoreError(f"the state file {path} has changes not yet folded in (state.db-wal), which this user "
+                                 "cannot read from a folder it cannot write",
+                                 hint="run it as the user that runs mlconnector serve, or once with write access")
             raise StoreError(f"cannot read the state file {path}: {error}", hint=_access_hint(Path(path))) from error
         pending = [m.name for m in migrations if m.name not in applied]
         if pending:
@@ -193,7 +200,9 @@ class Store:
             for statement in (commit if keep else rollback).split("; "):
                 self.conn.execute(statement)
             if isinstance(exc, sqlite3.Error):
-                raise StoreError(f"the state file could not be updated: {exc}") from exc
+                hint = ("the state file is read-only: clear its read-only attribute (or give this user write "
+                        "permission on it and its folder)") if "readonly" in str(exc).lower() else None
+                raise StoreError(f"the state file could not be updated: {exc}", hint=hint) from exc
             raise
         else:
             self._depth -= 1
