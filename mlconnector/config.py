@@ -88,6 +88,9 @@ class QbwcConfig:
     # How long an update that has a request inside QuickBooks keeps a second one out ("busy"): a slow
     # QuickBooks may still finish that request, and writing the same postings again would duplicate them.
     takeover_after_minutes: int = 10
+    # HTTPS for a Web Connector on another machine: serve uses these unless --certfile/--keyfile are given.
+    certfile: str = ""
+    keyfile: str = ""
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,8 @@ _SECTIONS: dict[str, tuple[type[Any], dict[str, tuple[Parser, str]]]] = {
             "public_url": (values.optional_url, "for example https://qb.example.com/qbwc"),
             "run_every_minutes": (values.int_range(1, 1440), "for example 15"),
             "takeover_after_minutes": (values.int_range(1, 1440), "for example 10"),
+            "certfile": (values.as_text, "the PEM certificate serve uses for HTTPS, e.g. C:\\certs\\connector.pem"),
+            "keyfile": (values.as_text, "the PEM private key of certfile"),
         },
     ),
     "schedule": (
@@ -400,6 +405,8 @@ def config_to_toml(config: Config, *, include_secret: bool = True) -> dict[str, 
         "public_url": w.public_url,
         "run_every_minutes": w.run_every_minutes,
         "takeover_after_minutes": w.takeover_after_minutes,
+        "certfile": w.certfile,
+        "keyfile": w.keyfile,
     }
     n, sc = config.notify, config.schedule
     schedule = {"pull_at": list(sc.pull_at), "pull_every_minutes": sc.pull_every_minutes}

@@ -56,9 +56,13 @@ def serve(
     from mlconnector.soap.session import QbwcService
     from mlconnector.soap.work import make_settings, make_work
 
-    _check_tls_files(certfile, keyfile)
     app_ctx = app_context(ctx)
     config = app_ctx.config()
+    if certfile is None and keyfile is None and (config.qbwc.certfile or config.qbwc.keyfile):
+        # [qbwc] certfile/keyfile: HTTPS without typing the files in the scheduled task
+        certfile = Path(config.qbwc.certfile) if config.qbwc.certfile else None
+        keyfile = Path(config.qbwc.keyfile) if config.qbwc.keyfile else None
+    _check_tls_files(certfile, keyfile)
     settings = make_settings(config)
     store = app_ctx.store()
     out = console()

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from mlconnector.config import Config, QbwcConfig, load_config
 from mlconnector.errors import ConfigError, ExpensifyError, StoreError
@@ -95,8 +96,7 @@ def run_checks(
     try:
         qbwc = config.qbwc if config else QbwcConfig()
         checks.append(_address_check(config, probe_timeout))
-        checks.append(Check("certificate", False, "skipped: no certificate is configured (HTTPS is served with "
-                                                  "mlconnector serve --certfile/--keyfile)", skipped=True))
+        checks.append(_certificate_check(qbwc, now()))
         checks.append(_web_connector_check(store, qbwc, now()))
         checks.append(_blocked_check(store))
     finally:
@@ -277,6 +277,60 @@ def _address_check(config: Config | None, timeout: float) -> Check:
 
 
 # ------------------------------------------------------------------------------------------ certificate
+
+
+def _certificate_check(qbwc: QbwcConfig, now: dt.datetime) -> Check:
+    """[qbwc] certfile/keyfile: a pair serve can use, not expired (warned within 30 days), and covering the
+    host name of public_url (the Web Connector checks both)."""
+    if not (qbwc.certfile or qbwc.keyfile):
+        return Check("certificate", False, "skipped: no certificate is configured ([qbwc] certfile and keyfile, "
+                                           "or mlconnector serve --certfile/--keyfile)", skipped=True)
+    if not (qbwc.certfile and qbwc.keyfile):
+        return Check("certificate", False, "only one of [qbwc] certfile and keyfile is set",
+                     fix="set both: the PEM certificate and its PEM private key")
+    certfile, keyfile = Path(qbwc.certfile), Path(qbwc.keyfile)
+    problem = tls_pair_problem(certfile, keyfile)
+    if problem:
+        return Check("certificate", False, problem, fix=CERT_FIX)
+    details = _certificate_details(certfile)
+    if details is None:
+        return Check("certificate", True, f"{certfile} and its key are a usable pair (expiry not readable here)")
+    expires, names = details
+    if expires <= now:
+        return Check("certificate", False, f"{certfile} expired on {expires:%Y-%m-%d}",
+                     fix="renew the certificate; the Web Connector refuses an expired one (QBWC1048)")
+    host = urlsplit(qbwc.public_url).hostname if qbwc.public_url else None
+    if host and names and not any(_host_matches(host, name) for name in names):
+        return Check("certificate", False, f"{certfile} is for {', '.join(names)}, not {host} (qbwc.public_url)",
+                     fix="use a certificate issued for that host name, or set public_url to a name it covers")
+    left = (expires - now).days
+    detail = f"{certfile} and its key are a usable pair, valid until {expires:%Y-%m-%d}"
+    if left < 30:
+        detail += f" (renew it: {left} day(s) left)"
+    return Check("certificate", True, detail)
+
+
+def _certificate_details(certfile: Path) -> tuple[dt.datetime, list[str]] | None:
+    """When the certificate expires and the DNS names it covers; None when this Python cannot read them."""
+    decode = getattr(getattr(ssl, "_ssl", None), "_test_decode_cert", None)  # the stdlib's own PEM reader
+    if decode is None:
+        return None
+    try:
+        info = decode(str(certfile))
+        expires = dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(info["notAfter"]), dt.timezone.utc)
+    except (ssl.SSLError, OSError, KeyError, ValueError):
+        return None
+    names = [value for kind, value in info.get("subjectAltName", ()) if kind == "DNS"]
+    if not names:
+        names = [value for rdn in info.get("subject", ()) for key, value in rdn if key == "commonName"]
+    return expires, names
+
+
+def _host_matches(host: str, name: str) -> bool:
+    host, name = host.lower(), name.lower()
+    if name.startswith("*."):
+        return host.count(".") == name.count(".") and host.endswith(name[1:])
+    return host == name
 
 
 def tls_pair_problem(certfile: Path, keyfile: Path) -> str | None:
