@@ -291,3 +291,16 @@ def test_qwc_and_serve_help_use_uppercase_metavars(runner: CliRunner) -> None:
     for usage in ("--host HOST", "--port PORT", "--certfile FILE", "--keyfile FILE"):
         assert usage in serve_help
     assert "<" not in qwc_help + serve_help
+
+
+def test_serve_uses_the_certificate_of_the_config_when_none_is_given(runner: CliRunner, home: Path,
+                                                                      tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("this is not a certificate\n")
+    key.write_text("nor is this a key\n")
+    config = home / "config.toml"
+    text = config.read_text().replace('certfile = ""', f'certfile = "{cert}"').replace('keyfile = ""', f'keyfile = "{key}"')
+    config.write_text(text)
+    result = runner.invoke(app, ["serve", "--port", "0"])
+    assert result.exit_code == 1, result.output
+    assert _one_error_line(result.output).startswith(f"Error: cannot use the certificate {cert}")
