@@ -100,7 +100,7 @@ def serve(
                    certfile=str(certfile) if certfile else None, keyfile=str(keyfile) if keyfile else None,
                    on_ready=ready)
     except ssl.SSLError as exc:
-        from mlconnector.services.check import CERT_FIX
+        from mlconnector.services.certificate import CERT_FIX
 
         raise RefusedError(f"cannot use the certificate {certfile} ({exc.reason or exc})", hint=CERT_FIX) from None
     except OSError as exc:
@@ -112,7 +112,7 @@ def serve(
 
 def _check_tls_files(certfile: Path | None, keyfile: Path | None) -> None:
     """Refuse a lone certificate or key, and a pair serve could not use, naming why."""
-    from mlconnector.services.check import CERT_FIX, tls_pair_problem
+    from mlconnector.services.certificate import CERT_FIX, tls_pair_problem
 
     if bool(certfile) != bool(keyfile):
         raise ConfigError([ConfigProblem("--certfile/--keyfile", "give both or neither", "pass both files for HTTPS")])

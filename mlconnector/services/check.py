@@ -5,7 +5,7 @@ valid, does Expensify accept the credentials, can the state file be written, can
 the certificate usable, has the Web Connector called, is anything blocked. A failing check carries the
 fix. Checks never create the state file, never change the configuration, and never show a secret.
 
-``serve`` uses :func:`address_problem` and :func:`tls_pair_problem` for its own error messages, so the
+``serve`` uses :func:`address_problem` (and ``services.certificate``) for its own error messages, so the
 two commands explain a busy port or a bad certificate in the same words.
 """
 
@@ -30,6 +30,12 @@ from mlconnector.expensify.jobs import policy_list_job
 from mlconnector.models import PostingState
 from mlconnector.paths import Paths
 from mlconnector.redact import redact_text, register_secret
+from mlconnector.services.certificate import (
+    CERT_FIX,
+    certificate_details,
+    host_matches,
+    tls_pair_problem,
+)
 from mlconnector.store import Store
 from mlconnector.store.migrations import MIGRATIONS
 
@@ -41,7 +47,6 @@ WEB_CONNECTOR_STEPS = (
     "with mlconnector serve running, write the file with mlconnector qwc, open it in the QuickBooks Web Connector "
     "(Add an application), enter the password, tick Auto-Run and click Update Selected"
 )
-CERT_FIX = "check --certfile/--keyfile: a PEM certificate and its own unencrypted PEM private key"
 SERVER_PREFIX = "ml-connector/"  # the Server header of `mlconnector serve` (soap/server.py server_name)
 
 
@@ -292,7 +297,7 @@ def _certificate_check(qbwc: QbwcConfig, now: dt.datetime) -> Check:
     problem = tls_pair_problem(certfile, keyfile)
     if problem:
         return Check("certificate", False, problem, fix=CERT_FIX)
-    details = _certificate_details(certfile)
+    details = certificate_details(certfile)
     if details is None:
         return Check("certificate", True, f"{certfile} and its key are a usable pair (expiry not readable here)")
     expires, names = details
@@ -300,7 +305,7 @@ def _certificate_check(qbwc: QbwcConfig, now: dt.datetime) -> Check:
         return Check("certificate", False, f"{certfile} expired on {expires:%Y-%m-%d}",
                      fix="renew the certificate; the Web Connector refuses an expired one (QBWC1048)")
     host = urlsplit(qbwc.public_url).hostname if qbwc.public_url else None
-    if host and names and not any(_host_matches(host, name) for name in names):
+    if host and names and not any(host_matches(host, name) for name in names):
         return Check("certificate", False, f"{certfile} is for {', '.join(names)}, not {host} (qbwc.public_url)",
                      fix="use a certificate issued for that host name, or set public_url to a name it covers")
     left = (expires - now).days
@@ -308,56 +313,6 @@ def _certificate_check(qbwc: QbwcConfig, now: dt.datetime) -> Check:
     if left < 30:
         detail += f" (renew it: {left} day(s) left)"
     return Check("certificate", True, detail)
-
-
-def _certificate_details(certfile: Path) -> tuple[dt.datetime, list[str]] | None:
-    """When the certificate expires and the DNS names it covers; None when this Python cannot read them."""
-    decode = getattr(getattr(ssl, "_ssl", None), "_test_decode_cert", None)  # the stdlib's own PEM reader
-    if decode is None:
-        return None
-    try:
-        info = decode(str(certfile))
-        expires = dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(info["notAfter"]), dt.timezone.utc)
-    except (ssl.SSLError, OSError, KeyError, ValueError):
-        return None
-    names = [value for kind, value in info.get("subjectAltName", ()) if kind == "DNS"]
-    if not names:
-        names = [value for rdn in info.get("subject", ()) for key, value in rdn if key == "commonName"]
-    return expires, names
-
-
-def _host_matches(host: str, name: str) -> bool:
-    host, name = host.lower(), name.lower()
-    if name.startswith("*."):
-        return host.count(".") == name.count(".") and host.endswith(name[1:])
-    return host == name
-
-
-def tls_pair_problem(certfile: Path, keyfile: Path) -> str | None:
-    """Why ``serve`` could not use this certificate and key (unreadable, not PEM, not a pair), or None."""
-    texts = {}
-    for option, file in (("--certfile", certfile), ("--keyfile", keyfile)):
-        try:
-            texts[option] = file.read_text(encoding="ascii", errors="replace")
-        except OSError as exc:
-            return f"cannot read {option} {file}: {exc.strerror or exc}"
-    if "-----BEGIN CERTIFICATE-----" not in texts["--certfile"]:
-        return f"{certfile} is not a PEM certificate (no BEGIN CERTIFICATE line)"
-    key = texts["--keyfile"]
-    if "PRIVATE KEY-----" not in key:
-        return f"{keyfile} is not a PEM private key (no BEGIN PRIVATE KEY line)"
-    if "ENCRYPTED" in key:
-        return f"{keyfile} is protected by a passphrase; serve needs the key without one"
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        context.load_cert_chain(str(certfile), str(keyfile), password=lambda: b"")
-    except ssl.SSLError as exc:
-        if "KEY_VALUES_MISMATCH" in str(exc) or "key values mismatch" in str(exc):
-            return f"the key in {keyfile} does not match the certificate"
-        return f"OpenSSL could not load the pair: {exc.reason or exc}"
-    except OSError as exc:
-        return f"cannot read the pair: {exc.strerror or exc}"
-    return None
 
 
 # ------------------------------------------------------------------------------------------ Web Connector
@@ -411,6 +366,6 @@ def _blocked_check(store: Store | None) -> Check:
 
 
 __all__ = [
-    "CERT_FIX", "Check", "CheckReport", "address_problem", "age_text", "newest_schema", "run_checks",
-    "serves_ml_connector", "tls_pair_problem", "try_bind",
+    "Check", "CheckReport", "address_problem", "age_text", "newest_schema", "run_checks",
+    "serves_ml_connector", "try_bind",
 ]

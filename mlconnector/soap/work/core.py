@@ -145,8 +145,9 @@ class WorkBase:
         return min(99, int(100 * written / (written + left)))
 
     def _left(self, ticket: str) -> int:
-        if self._replan_pending():
-            return max(1, len(self._replan_pending()["reports"]))  # reports still to plan with the new lists
+        replan = self._replan_pending()
+        if replan:
+            return max(1, len(replan["reports"]))  # reports still to plan with the new lists
         refresh = self._refresh()
         if refresh.get("ticket") == ticket and refresh.get("pending"):
             # List pages still to fetch: the session must go on (then re-planning may queue reports).
