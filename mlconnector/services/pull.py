@@ -28,16 +28,12 @@ import json
 import logging
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import IO, Any
 
 from mlconnector.config import Config
 from mlconnector.errors import (
-    ConfigError,
-    ConfigProblem,
     ExpensifyRetriableError,
     StoreError,
-    UserError,
 )
 from mlconnector.expensify import jobs
 from mlconnector.expensify.client import ExpensifyClient
@@ -45,6 +41,12 @@ from mlconnector.expensify.parse import InvalidReport, iter_export
 from mlconnector.expensify.template import export_template
 from mlconnector.models import Report
 from mlconnector.redact import redact_text
+from mlconnector.services.pull_summary import PullSummary
+from mlconnector.services.pull_windows import (
+    ExportWindow,
+    export_windows,
+    split_range,
+)
 from mlconnector.services.stamping import (
     WAITING_HINT,
     reports_to_stamp,
@@ -52,8 +54,8 @@ from mlconnector.services.stamping import (
     waiting_for_a_person,
 )
 from mlconnector.store import Store, pulls
-from mlconnector.store.payments import reimbursed_among, reports_to_watch
 from mlconnector.store.audit import AuditEvent
+from mlconnector.store.payments import reimbursed_among, reports_to_watch
 from mlconnector.store.reports import (
     SaveOutcome,
     save_report,
@@ -66,7 +68,6 @@ log = logging.getLogger("mlconnector.services.pull")
 LAST_PULL_SETTING = pulls.LAST_PULL_SETTING  # defined beside the pulls table; callers import it from here too
 INVALID_SETTING = "pull.invalid_reports"  # report ID -> reason, re-exported by ID on later pulls
 MAX_RETRY = 500  # bounds the retry job; the oldest IDs are kept (sorted), the rest wait their turn
-MAX_WINDOW_DAYS = 365  # Expensify refuses date ranges longer than a year
 STAMP_BATCH = 200
 STORE_BATCH = 200  # reports stored per transaction
 # Posted reports read again per export job: ~13 characters each in reportIDList keeps the form small, and a
@@ -81,123 +82,6 @@ parse, store."""
 
 def _no_progress(stage: str, completed: int, total: int | None) -> None:
     return None
-
-
-@dataclass(frozen=True)
-class ExportWindow:
-    """The filters of one export job (dates inclusive)."""
-
-    start: dt.date | None = None
-    end: dt.date | None = None
-    approved_after: dt.date | None = None
-
-    def as_dict(self) -> dict[str, str]:
-        """JSON view: only the bounds that are set."""
-        names = {"start": self.start, "end": self.end, "approved_after": self.approved_after}
-        return {k: v.isoformat() for k, v in names.items() if v is not None}
-
-
-@dataclass
-class PullSummary:
-    """What one pull did, by report ID. ``invalid`` carries each reason."""
-
-    dry_run: bool = False
-    pull_id: int | None = None
-    windows: list[ExportWindow] = field(default_factory=list)
-    new: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    changed_after_posting: list[str] = field(default_factory=list)
-    invalid: list[InvalidReport] = field(default_factory=list)
-    stamped: list[str] = field(default_factory=list)
-    stamp_error: str | None = None
-    watched: list[str] = field(default_factory=list)  # posted reports read again (reimbursement, edits)
-    reimbursed: list[str] = field(default_factory=list)  # of those, the ones Expensify now shows reimbursed
-    not_found: list[str] = field(default_factory=list)  # asked for with --report, but Expensify exported none
-    # A dry run's reports as Expensify sent them (not stored), so the caller can show what would be planned.
-    previewed: list[Report] = field(default_factory=list, repr=False)
-
-    @property
-    def stored_report_ids(self) -> list[str]:
-        """Reports stored new or changed in this pull: the ones to (re)plan."""
-        return [*self.new, *self.changed]
-
-    @property
-    def result(self) -> str:
-        """``ok``, or ``partial`` when some reports were invalid."""
-        return "partial" if self.invalid else "ok"
-
-    def counts(self) -> dict[str, int]:
-        """How many reports fell in each group."""
-        return {
-            "new": len(self.new), "unchanged": len(self.unchanged), "changed": len(self.changed),
-            "changed_after_posting": len(self.changed_after_posting), "invalid": len(self.invalid),
-            "stamped": len(self.stamped), "watched": len(self.watched), "reimbursed": len(self.reimbursed),
-            "not_found": len(self.not_found),
-        }
-
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON shape of ``pull --json`` (keys are only ever added)."""
-        return {
-            "result": self.result, "dry_run": self.dry_run, "pull_id": self.pull_id,
-            "windows": [w.as_dict() for w in self.windows], "counts": self.counts(),
-            "new": self.new, "unchanged": self.unchanged, "changed": self.changed,
-            "changed_after_posting": self.changed_after_posting,
-            "invalid": [{"report_id": i.report_id, "reason": i.reason} for i in self.invalid],
-            "stamped": self.stamped, "stamp_error": self.stamp_error, "watched": self.watched,
-            "reimbursed": self.reimbursed, "not_found": self.not_found,
-        }
-
-    def _record(self, outcome: SaveOutcome, report_id: str) -> None:
-        {
-            SaveOutcome.NEW: self.new, SaveOutcome.UNCHANGED: self.unchanged, SaveOutcome.CHANGED: self.changed,
-            SaveOutcome.CHANGED_AFTER_POSTING: self.changed_after_posting,
-        }[outcome].append(report_id)
-
-
-def split_range(start: dt.date, end: dt.date) -> list[ExportWindow]:
-    """Cut ``start..end`` (inclusive) into consecutive windows of at most a year."""
-    windows = []
-    while start <= end:
-        stop = min(end, start + dt.timedelta(days=MAX_WINDOW_DAYS - 1))
-        windows.append(ExportWindow(start=start, end=stop))
-        start = stop + dt.timedelta(days=1)
-    return windows
-
-
-def export_windows(
-    *, since: dt.date | None, until: dt.date | None, last_day: dt.date | None, start_date: dt.date | None,
-    today: dt.date,
-) -> list[ExportWindow]:
-    """The export jobs of a pull.
-
-    ``--since``/``--until`` give date windows. Otherwise, after a successful pull less than a year
-    ago, two jobs: ``approvedAfter`` the day before it (``startDate`` filters on created/submitted,
-    so a report created long ago and approved since would be missed), plus a date window from that
-    day (reports closed without an approval step). The first pull, and ``--until`` alone, start at
-    ``expensify.start_date``; after more than a year without a pull, date windows from the last one.
-
-    Raises:
-        UserError: ``--since`` is after ``--until``.
-        ConfigError: there is no start: no ``--since``, no earlier pull and no ``expensify.start_date``.
-    """
-    end = until or today
-    if since is not None:
-        if since > end:
-            raise UserError(f"--since {since} is after --until {end}")
-        return split_range(since, end)
-    if until is None and last_day is not None:
-        anchor = last_day - dt.timedelta(days=1)
-        if (today - anchor).days < MAX_WINDOW_DAYS:
-            return [ExportWindow(approved_after=anchor), ExportWindow(start=anchor, end=today)]
-        return split_range(anchor, today)  # a long gap: approvedAfter would need an endDate anyway
-    start = start_date or last_day
-    if start is None:
-        raise ConfigError([ConfigProblem("expensify.start_date", "missing for the first pull",
-                                         "set it in config.toml, or pass --since YYYY-MM-DD")])
-    if start > end:
-        raise UserError(f"the pull would start at {start}, after its end {end}", hint="pass --since as well")
-    return split_range(start, end)
 
 
 def pull_reports(
