@@ -13,6 +13,7 @@ import tempfile
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -357,65 +358,29 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
 
 
 def config_to_toml(config: Config, *, include_secret: bool = True) -> dict[str, Any]:
-    """The TOML document for a Config (what ``init`` writes)."""
-    e, q, w = config.expensify, config.quickbooks, config.qbwc
-    expensify: dict[str, Any] = {
-        "partner_user_id": e.partner_user_id,
-        "url": e.url,
-        "report_states": list(e.report_states),
-        "policy_ids": list(e.policy_ids),
-        "export_label": e.export_label,
-        "mark_exported": e.mark_exported,
-        "watch_days": e.watch_days,
-    }
-    if e.start_date:
-        expensify["start_date"] = e.start_date.isoformat()
-    if include_secret and e.partner_user_secret is not None:
-        expensify["partner_user_secret"] = e.partner_user_secret.reveal()
-    quickbooks = {
-        "mode": q.mode.value,
-        "txn_date": q.txn_date.value,
-        "ap_account": q.ap_account,
-        "journal_credit_account": q.journal_credit_account,
-        "qbxml_version": q.qbxml_version,
-        "max_lines_per_txn": q.max_lines_per_txn,
-        "max_lines_per_message": q.max_lines_per_message,
-        "class_tag_level": q.class_tag_level,
-        "customer_tag_level": q.customer_tag_level,
-        "non_reimbursable": q.non_reimbursable.value,
-        "card_account": q.card_account,
-        "company_file": q.company_file,
-        "check_account": q.check_account,
-        "check_to_print": q.check_to_print,
-        "card_vendor_fallback": q.card_vendor_fallback,
-        "card_bill_vendor": q.card_bill_vendor,
-        "negative_reports": q.negative_reports,
-        "journal_lines": q.journal_lines,
-        "receipt_links": q.receipt_links,
-        "class_report_field": q.class_report_field,
-        "customer_report_field": q.customer_report_field,
-        "closed_period": q.closed_period,
-        "bill_payment_account": q.bill_payment_account,
-    }
-    qbwc = {
-        "username": w.username,
-        "password_hash": w.password_hash,
-        "host": w.host,
-        "port": w.port,
-        "public_url": w.public_url,
-        "run_every_minutes": w.run_every_minutes,
-        "takeover_after_minutes": w.takeover_after_minutes,
-        "certfile": w.certfile,
-        "keyfile": w.keyfile,
-    }
-    n, sc = config.notify, config.schedule
-    schedule = {"pull_at": list(sc.pull_at), "pull_every_minutes": sc.pull_every_minutes}
-    notify = {
-        "email_to": list(n.email_to), "email_from": n.email_from, "smtp_host": n.smtp_host, "smtp_port": n.smtp_port,
-        "smtp_user": n.smtp_user, "smtp_starttls": n.smtp_starttls, "webhook_url": n.webhook_url,
-        "silent_after_hours": n.silent_after_hours,
-    }
-    return {"expensify": expensify, "quickbooks": quickbooks, "qbwc": qbwc, "schedule": schedule, "notify": notify}
+    """The TOML document for a Config (what ``init`` writes): every key of every section, in the order of
+    :data:`_SECTIONS`; a key without a value (no start date, no secret) is left out."""
+    document: dict[str, Any] = {}
+    for name, (_, spec) in _SECTIONS.items():
+        section = getattr(config, name)
+        values = {key: _toml_value(getattr(section, key)) for key in spec}
+        if not include_secret:
+            values.pop("partner_user_secret", None)
+        document[name] = {key: value for key, value in values.items() if value is not None}
+    return document
+
+
+def _toml_value(value: Any) -> Any:
+    """A config value as TOML writes it: enums by value, lists for tuples, days as text, a secret revealed."""
+    if isinstance(value, Secret):
+        return value.reveal()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
 
 
 def write_config(path: Path, config: Config) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,13 @@ def test_schedule_and_notify_sections_are_checked_and_normalised() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config({"schedule": {"pull_at": ["25:00"]}, "notify": {"email_to": ["nobody"]}}, environ={})
     assert [p.path for p in caught.value.problems] == ["schedule.pull_at", "notify.email_to"]
+
+
+def test_the_file_init_writes_has_every_key_of_every_section_and_reads_back_the_same() -> None:
+    from mlconnector.config import _SECTIONS, config_to_toml
+
+    config = parse_config({"expensify": {"start_date": "2026-01-01"}}, environ={"MLCONNECTOR_EXPENSIFY_SECRET": "s3"})
+    document = config_to_toml(config)
+    assert {name: set(keys) for name, keys in document.items()} == {name: set(spec) for name, (_, spec) in _SECTIONS.items()}
+    assert parse_config(document, environ={}) == dataclasses.replace(config, source=None)
+    assert "partner_user_secret" not in config_to_toml(config, include_secret=False)["expensify"]
